@@ -1,0 +1,41 @@
+# Stratus: the two commands of the README, and the helpers behind them.
+#
+#   make aio          set up this machine, create a lab host, roll the cloud out
+#                     onto it, run the smoke journey, write /etc/openstack/clouds.yaml
+#   make test         the whole test suite (what CI runs)
+#
+#   make test-fast    the suite without the slow lab tests (-m "not lab")
+#   make lint         ruff and ansible-lint
+#   make aio-destroy  remove the all-in-one lab host
+#   make benchmark    print the identity benchmark table
+
+VENV        ?= $(CURDIR)/.venv
+BIN         := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap aio aio-destroy test test-fast lint benchmark tempest
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+aio: bootstrap
+	$(BIN)/ansible-playbook -i inventories/aio playbooks/aio.yml
+
+aio-destroy: bootstrap
+	$(BIN)/ansible-playbook -i inventories/aio playbooks/lab-destroy.yml
+
+lint: bootstrap
+	$(BIN)/ruff check services tests benchmarks plugins
+	$(BIN)/ruff format --check services tests benchmarks plugins
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: lint
+	$(BIN)/pytest -m "not lab" $(PYTEST_ARGS)
+
+benchmark: bootstrap
+	$(BIN)/python benchmarks/identity.py
+
+tempest: bootstrap
+	scripts/tempest.sh

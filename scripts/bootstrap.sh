@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Prepare this machine (Debian 12, as root) for development, tests and the
+# all-in-one rollout: Debian packages, then a virtualenv in .venv holding the
+# services package (editable), Ansible and the test tools.
+#
+# Idempotent: a second run only checks. STRATUS_SKIP_APT=1 skips apt for
+# machines where the packages are known to be present.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${STRATUS_VENV:-$here/.venv}
+
+apt_packages=(
+  python3 python3-venv python3-dev gcc make git
+  debootstrap systemd-container nftables iproute2 openssh-client rsync
+  postgresql postgresql-client
+  qemu-utils
+)
+
+missing=()
+if [ "${STRATUS_SKIP_APT:-0}" != 1 ]; then
+  for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+stamp=$venv/.stratus-bootstrap
+want=$(cat "$here/pyproject.toml" "$here/requirements/dev.txt" | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "bootstrap: creating $venv"
+  /usr/bin/python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --upgrade pip setuptools wheel
+"$venv/bin/pip" install -q -e "$here[postgresql]" -r "$here/requirements/dev.txt"
+echo "$want" > "$stamp"
+echo "bootstrap: $venv is ready"

@@ -1,0 +1,1 @@
+"""Stratus: OpenStack-compatible private cloud services."""

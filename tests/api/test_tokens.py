@@ -1,0 +1,110 @@
+"""Tokens through the real clients: issue, validate, revoke, scopes, failures."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+
+def password_auth(server, username="admin", password=None, scope=None):
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": username, "domain": {"id": "default"},
+        "password": password or server.admin_password}}}}}
+    if scope is not None:
+        body["auth"]["scope"] = scope
+    return body
+
+
+def issue(server, **kwargs):
+    response = httpx.post(f"{server.auth_url}/auth/tokens", json=password_auth(server, **kwargs))
+    return response
+
+
+def test_cli_issues_a_project_token(openstack_cli):
+    token = openstack_cli("token", "issue", "-f", "json")
+    assert token["project_id"]
+    assert token["user_id"]
+    assert len(token["id"]) < 255
+
+
+def test_token_in_header_and_body(identity_server):
+    response = issue(identity_server, scope={"project": {"name": "admin",
+                                                         "domain": {"name": "Default"}}})
+    assert response.status_code == 201
+    assert response.headers["X-Subject-Token"]
+    assert response.headers["x-openstack-request-id"].startswith("req-")
+    token = response.json()["token"]
+    assert token["project"]["name"] == "admin"
+    assert {r["name"] for r in token["roles"]} >= {"admin", "member", "reader"}
+    assert token["catalog"][0]["type"] == "identity"
+    assert token["expires_at"].endswith("Z")
+
+
+def test_unscoped_system_and_domain_scopes(identity_server):
+    unscoped = issue(identity_server, scope="unscoped")
+    assert unscoped.status_code == 201
+    body = unscoped.json()["token"]
+    assert "project" not in body and "roles" not in body
+    system = issue(identity_server, scope={"system": {"all": True}})
+    assert system.status_code == 201
+    assert system.json()["token"]["system"] == {"all": True}
+    domain = issue(identity_server, scope={"domain": {"id": "default"}})
+    # The bootstrap admin has no role on the domain itself.
+    assert domain.status_code == 401
+
+
+def test_validate_check_and_revoke(identity_server):
+    admin = issue(identity_server).headers["X-Subject-Token"]
+    subject = issue(identity_server).headers["X-Subject-Token"]
+    headers = {"X-Auth-Token": admin, "X-Subject-Token": subject}
+    url = f"{identity_server.auth_url}/auth/tokens"
+    got = httpx.get(url, headers=headers)
+    assert got.status_code == 200
+    assert got.headers["X-Subject-Token"] == subject
+    assert "catalog" not in httpx.get(url + "?nocatalog", headers=headers).json()["token"]
+    assert httpx.head(url, headers=headers).status_code == 200
+    assert httpx.delete(url, headers=headers).status_code == 204
+    assert httpx.get(url, headers=headers).status_code == 404
+    assert httpx.head(url, headers=headers).status_code == 404
+    # The revoked token no longer authenticates anything.
+    assert httpx.get(f"{identity_server.auth_url}/users",
+                     headers={"X-Auth-Token": subject}).status_code == 401
+
+
+def test_rescope_with_token_method_keeps_expiry(identity_server):
+    first = issue(identity_server, scope="unscoped")
+    token = first.headers["X-Subject-Token"]
+    body = {"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
+                     "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+    second = httpx.post(f"{identity_server.auth_url}/auth/tokens", json=body)
+    assert second.status_code == 201
+    rescoped = second.json()["token"]
+    assert rescoped["expires_at"] == first.json()["token"]["expires_at"]
+    assert rescoped["audit_ids"][1] == first.json()["token"]["audit_ids"][0]
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda b: b["auth"]["identity"]["password"]["user"].update(password="wrong"),
+    lambda b: b["auth"]["identity"]["password"]["user"].update(name="nobody"),
+    lambda b: b["auth"].update(scope={"project": {"id": "0" * 32}}),
+    lambda b: b["auth"]["identity"].update(methods=["totp"]),
+])
+def test_bad_credentials_get_401(identity_server, mutate):
+    body = password_auth(identity_server)
+    mutate(body)
+    response = httpx.post(f"{identity_server.auth_url}/auth/tokens", json=body)
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == 401 and error["title"] == "Unauthorized"
+
+
+def test_garbage_tokens_are_refused(identity_server):
+    url = f"{identity_server.auth_url}/users"
+    for token in ("garbage", "gAAAAA" + "x" * 150, "a" * 5000):
+        response = httpx.get(url, headers={"X-Auth-Token": token})
+        assert response.status_code == 401, token
+
+
+def test_sdk_session_and_catalog(admin_conn):
+    projects = {p.name for p in admin_conn.identity.projects()}
+    assert {"admin", "service"} <= projects

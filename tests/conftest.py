@@ -1,0 +1,220 @@
+"""Fixtures shared by the whole suite: a real identity server and real clients.
+
+``identity_server`` runs ``stratus-api identity`` as its own process on a
+free port, over a fresh SQLite database, bootstrapped with an admin; tests
+reach it with openstacksdk, the ``openstack`` CLI and plain HTTP. Each
+process the fixtures start is stopped when the session ends, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+BIN = Path(sys.executable).parent
+ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class IdentityServer:
+    """A running identity service and how to reach it."""
+
+    workdir: Path
+    port: int
+    config_path: Path
+    admin_password: str = ADMIN_PASSWORD
+    process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.url}/v3"
+
+    def manage(self, *args: str, env: dict[str, str] | None = None,
+               check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "stratus-manage"), "--config-file", str(self.config_path), *args],
+            capture_output=True, text=True, check=check,
+            env={**os.environ, **(env or {})},
+        )
+
+    def start(self) -> None:
+        log = open(self.workdir / "api.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            [str(BIN / "stratus-api"), "identity", "--config-file", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("identity exited at start:\n" + self.log_tail())
+            try:
+                if httpx.get(f"{self.url}/v3", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("identity did not answer within 30 s:\n" + self.log_tail())
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.workdir / "api.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) \
+            if path.exists() else ""
+
+    def auth(self, username: str = "admin", password: str | None = None,
+             project: str | None = "admin", domain: str = "Default") -> dict[str, Any]:
+        auth = {
+            "auth_url": self.auth_url,
+            "username": username,
+            "password": password or self.admin_password,
+            "user_domain_name": domain,
+        }
+        if project:
+            auth.update(project_name=project, project_domain_name=domain)
+        return auth
+
+    def cli_env(self, username: str = "admin", password: str | None = None,
+                project: str | None = "admin") -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env.update(
+            OS_AUTH_URL=self.auth_url,
+            OS_USERNAME=username,
+            OS_PASSWORD=password or self.admin_password,
+            OS_USER_DOMAIN_NAME="Default",
+            OS_IDENTITY_API_VERSION="3",
+            OS_REGION_NAME="RegionOne",
+        )
+        if project:
+            env.update(OS_PROJECT_NAME=project, OS_PROJECT_DOMAIN_NAME="Default")
+        return env
+
+
+def write_config(path: Path, workdir: Path, port: int, database: str | None = None,
+                 **identity: Any) -> None:
+    options = {
+        "bind_host": "127.0.0.1",
+        "bind_port": port,
+        "workers": 1,
+        "key_repository": workdir / "keys",
+        **identity,
+    }
+    lines = [
+        "[DEFAULT]", "log_format = json", "",
+        "[database]", f"connection = {database or f'sqlite:///{workdir}/stratus.db'}", "",
+        "[identity]", *[f"{k} = {v}" for k, v in options.items()], "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def make_identity_server(workdir: Path, database: str | None = None,
+                         **identity: Any) -> IdentityServer:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = workdir / "stratus.conf"
+    write_config(config, workdir, port, database, **identity)
+    server = IdentityServer(workdir=workdir, port=port, config_path=config)
+    server.manage("db", "sync")
+    server.manage("token", "setup-keys")
+    server.manage("bootstrap", "--public-url", f"{server.url}/v3",
+                  "--internal-url", f"{server.url}/v3",
+                  env={"STRATUS_BOOTSTRAP_PASSWORD": server.admin_password})
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def identity_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentityServer]:
+    server = make_identity_server(tmp_path_factory.mktemp("identity"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_identity_server(tmp_path: Path) -> Iterator[IdentityServer]:
+    """A server of the test's own, for tests that change global state."""
+    server = make_identity_server(tmp_path / "identity")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_conn(identity_server: IdentityServer) -> Any:
+    import openstack
+
+    conn = openstack.connect(auth=identity_server.auth(), region_name="RegionOne",
+                             identity_api_version="3")
+    yield conn
+    conn.close()
+
+
+def run_cli(env: dict[str, str], *args: str, check: bool = True) -> Any:
+    """Run the real ``openstack`` CLI; JSON output parsed when ``-f json`` is used."""
+    result = subprocess.run([str(BIN / "openstack"), *args], capture_output=True, text=True,
+                            env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"openstack {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stderr}")
+    if "json" in args and result.returncode == 0 and result.stdout.strip():
+        return json.loads(result.stdout)
+    return result
+
+
+@pytest.fixture(scope="session")
+def openstack_cli(identity_server: IdentityServer) -> Any:
+    """``openstack_cli(*args, user=..., password=..., project=...)`` as admin by default."""
+
+    def call(*args: str, user: str = "admin", password: str | None = None,
+             project: str | None = "admin", check: bool = True) -> Any:
+        return run_cli(identity_server.cli_env(user, password, project), *args, check=check)
+
+    return call
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def have(command: str) -> bool:
+    return shutil.which(command) is not None
