@@ -54,11 +54,14 @@ class IdentityServer:
     def auth_url(self) -> str:
         return f"{self.url}/v3"
 
-    def manage(self, *args: str, env: dict[str, str] | None = None,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
+    def manage(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / "stratus-manage"), "--config-file", str(self.config_path), *args],
-            capture_output=True, text=True, check=check,
+            capture_output=True,
+            text=True,
+            check=check,
             env={**os.environ, **(env or {})},
         )
 
@@ -66,7 +69,9 @@ class IdentityServer:
         log = open(self.workdir / "api.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
             [str(BIN / "stratus-api"), "identity", "--config-file", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -95,11 +100,19 @@ class IdentityServer:
 
     def log_tail(self, lines: int = 40) -> str:
         path = self.workdir / "api.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) \
-            if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
-    def auth(self, username: str = "admin", password: str | None = None,
-             project: str | None = "admin", domain: str = "Default") -> dict[str, Any]:
+    def auth(
+        self,
+        username: str = "admin",
+        password: str | None = None,
+        project: str | None = "admin",
+        domain: str = "Default",
+    ) -> dict[str, Any]:
         auth = {
             "auth_url": self.auth_url,
             "username": username,
@@ -110,8 +123,9 @@ class IdentityServer:
             auth.update(project_name=project, project_domain_name=domain)
         return auth
 
-    def cli_env(self, username: str = "admin", password: str | None = None,
-                project: str | None = "admin") -> dict[str, str]:
+    def cli_env(
+        self, username: str = "admin", password: str | None = None, project: str | None = "admin"
+    ) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         env.update(
             OS_AUTH_URL=self.auth_url,
@@ -126,8 +140,9 @@ class IdentityServer:
         return env
 
 
-def write_config(path: Path, workdir: Path, port: int, database: str | None = None,
-                 **identity: Any) -> None:
+def write_config(
+    path: Path, workdir: Path, port: int, database: str | None = None, **identity: Any
+) -> None:
     options = {
         "bind_host": "127.0.0.1",
         "bind_port": port,
@@ -136,15 +151,22 @@ def write_config(path: Path, workdir: Path, port: int, database: str | None = No
         **identity,
     }
     lines = [
-        "[DEFAULT]", "log_format = json", "",
-        "[database]", f"connection = {database or f'sqlite:///{workdir}/stratus.db'}", "",
-        "[identity]", *[f"{k} = {v}" for k, v in options.items()], "",
+        "[DEFAULT]",
+        "log_format = json",
+        "",
+        "[database]",
+        f"connection = {database or f'sqlite:///{workdir}/stratus.db'}",
+        "",
+        "[identity]",
+        *[f"{k} = {v}" for k, v in options.items()],
+        "",
     ]
     path.write_text("\n".join(lines))
 
 
-def make_identity_server(workdir: Path, database: str | None = None,
-                         **identity: Any) -> IdentityServer:
+def make_identity_server(
+    workdir: Path, database: str | None = None, **identity: Any
+) -> IdentityServer:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = workdir / "stratus.conf"
@@ -152,9 +174,14 @@ def make_identity_server(workdir: Path, database: str | None = None,
     server = IdentityServer(workdir=workdir, port=port, config_path=config)
     server.manage("db", "sync")
     server.manage("token", "setup-keys")
-    server.manage("bootstrap", "--public-url", f"{server.url}/v3",
-                  "--internal-url", f"{server.url}/v3",
-                  env={"STRATUS_BOOTSTRAP_PASSWORD": server.admin_password})
+    server.manage(
+        "bootstrap",
+        "--public-url",
+        f"{server.url}/v3",
+        "--internal-url",
+        f"{server.url}/v3",
+        env={"STRATUS_BOOTSTRAP_PASSWORD": server.admin_password},
+    )
     server.start()
     return server
 
@@ -182,19 +209,22 @@ def fresh_identity_server(tmp_path: Path) -> Iterator[IdentityServer]:
 def admin_conn(identity_server: IdentityServer) -> Any:
     import openstack
 
-    conn = openstack.connect(auth=identity_server.auth(), region_name="RegionOne",
-                             identity_api_version="3")
+    conn = openstack.connect(
+        auth=identity_server.auth(), region_name="RegionOne", identity_api_version="3"
+    )
     yield conn
     conn.close()
 
 
 def run_cli(env: dict[str, str], *args: str, check: bool = True) -> Any:
     """Run the real ``openstack`` CLI; JSON output parsed when ``-f json`` is used."""
-    result = subprocess.run([str(BIN / "openstack"), *args], capture_output=True, text=True,
-                            env=env)
+    result = subprocess.run(
+        [str(BIN / "openstack"), *args], capture_output=True, text=True, env=env
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"openstack {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stderr}")
+        raise AssertionError(
+            f"openstack {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+        )
     if "json" in args and result.returncode == 0 and result.stdout.strip():
         return json.loads(result.stdout)
     return result
@@ -204,8 +234,13 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True) -> Any:
 def openstack_cli(identity_server: IdentityServer) -> Any:
     """``openstack_cli(*args, user=..., password=..., project=...)`` as admin by default."""
 
-    def call(*args: str, user: str = "admin", password: str | None = None,
-             project: str | None = "admin", check: bool = True) -> Any:
+    def call(
+        *args: str,
+        user: str = "admin",
+        password: str | None = None,
+        project: str | None = "admin",
+        check: bool = True,
+    ) -> Any:
         return run_cli(identity_server.cli_env(user, password, project), *args, check=check)
 
     return call
@@ -218,3 +253,56 @@ def unique() -> str:
 
 def have(command: str) -> bool:
     return shutil.which(command) is not None
+
+
+def _postgres_bin() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return candidates[-1].parent if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster of Debian's packages, owned by this session."""
+    import pwd
+
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (Debian package postgresql)")
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("the postgres system user does not exist")
+    import tempfile
+
+    # pytest's own temporary directories are private to root; the server runs
+    # as postgres, so its cluster lives in a directory it can reach.
+    base = Path(tempfile.mkdtemp(prefix="stratus-pg-"))
+    os.chmod(base, 0o755)
+    data, sockets = base / "data", base / "run"
+    for path in (data, sockets):
+        path.mkdir()
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    port = free_port()
+
+    def as_postgres(*cmd: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, text=True
+        )
+
+    started = False
+    try:
+        as_postgres(
+            str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"
+        )
+        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(sockets / "postgresql.log")
+        as_postgres(
+            str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-w", "-o", options, "start"
+        )
+        started = True
+        as_postgres(str(bindir / "createdb"), "-h", str(sockets), "-p", str(port), "stratus")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/stratus"
+    finally:
+        if started:
+            as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)

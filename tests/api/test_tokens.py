@@ -7,9 +7,20 @@ import pytest
 
 
 def password_auth(server, username="admin", password=None, scope=None):
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": username, "domain": {"id": "default"},
-        "password": password or server.admin_password}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": username,
+                        "domain": {"id": "default"},
+                        "password": password or server.admin_password,
+                    }
+                },
+            }
+        }
+    }
     if scope is not None:
         body["auth"]["scope"] = scope
     return body
@@ -28,8 +39,9 @@ def test_cli_issues_a_project_token(openstack_cli):
 
 
 def test_token_in_header_and_body(identity_server):
-    response = issue(identity_server, scope={"project": {"name": "admin",
-                                                         "domain": {"name": "Default"}}})
+    response = issue(
+        identity_server, scope={"project": {"name": "admin", "domain": {"name": "Default"}}}
+    )
     assert response.status_code == 201
     assert response.headers["X-Subject-Token"]
     assert response.headers["x-openstack-request-id"].startswith("req-")
@@ -67,15 +79,23 @@ def test_validate_check_and_revoke(identity_server):
     assert httpx.get(url, headers=headers).status_code == 404
     assert httpx.head(url, headers=headers).status_code == 404
     # The revoked token no longer authenticates anything.
-    assert httpx.get(f"{identity_server.auth_url}/users",
-                     headers={"X-Auth-Token": subject}).status_code == 401
+    assert (
+        httpx.get(
+            f"{identity_server.auth_url}/users", headers={"X-Auth-Token": subject}
+        ).status_code
+        == 401
+    )
 
 
 def test_rescope_with_token_method_keeps_expiry(identity_server):
     first = issue(identity_server, scope="unscoped")
     token = first.headers["X-Subject-Token"]
-    body = {"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
-                     "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+    body = {
+        "auth": {
+            "identity": {"methods": ["token"], "token": {"id": token}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+        }
+    }
     second = httpx.post(f"{identity_server.auth_url}/auth/tokens", json=body)
     assert second.status_code == 201
     rescoped = second.json()["token"]
@@ -83,12 +103,15 @@ def test_rescope_with_token_method_keeps_expiry(identity_server):
     assert rescoped["audit_ids"][1] == first.json()["token"]["audit_ids"][0]
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda b: b["auth"]["identity"]["password"]["user"].update(password="wrong"),
-    lambda b: b["auth"]["identity"]["password"]["user"].update(name="nobody"),
-    lambda b: b["auth"].update(scope={"project": {"id": "0" * 32}}),
-    lambda b: b["auth"]["identity"].update(methods=["totp"]),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b["auth"]["identity"]["password"]["user"].update(password="wrong"),
+        lambda b: b["auth"]["identity"]["password"]["user"].update(name="nobody"),
+        lambda b: b["auth"].update(scope={"project": {"id": "0" * 32}}),
+        lambda b: b["auth"]["identity"].update(methods=["totp"]),
+    ],
+)
 def test_bad_credentials_get_401(identity_server, mutate):
     body = password_auth(identity_server)
     mutate(body)

@@ -194,14 +194,28 @@ class ApiRequest:
             raise errors.BadRequest(f"The request body is not valid JSON: {exc}") from exc
 
 
-def endpoint(handler: Callable[[ApiRequest], Response]) -> Callable[[Request], Any]:
-    """Run a synchronous handler (database work, hashing) off the event loop."""
+def endpoint(
+    handler: Callable[[ApiRequest], Response] | None = None, *, public: bool = False
+) -> Any:
+    """Run a synchronous handler (database work, hashing) off the event loop.
+
+    The caller is authenticated before the handler runs (401 first, before any
+    validation of the body), unless the route is declared ``public``.
+    """
     from starlette.concurrency import run_in_threadpool
 
-    async def wrapped(request: Request) -> Response:
-        body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
-        return await run_in_threadpool(handler, ApiRequest(request, body))
+    def decorate(func: Callable[[ApiRequest], Response]) -> Callable[[Request], Any]:
+        def run(api_request: ApiRequest) -> Response:
+            if not public:
+                api_request.context  # noqa: B018 - authenticates or raises 401
+            return func(api_request)
 
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
+        async def wrapped(request: Request) -> Response:
+            body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
+            return await run_in_threadpool(run, ApiRequest(request, body))
+
+        wrapped.__name__ = func.__name__
+        wrapped.__doc__ = func.__doc__
+        return wrapped
+
+    return decorate(handler) if handler is not None else decorate

@@ -27,7 +27,7 @@ register(
             "Keys kept by rotation (staged + primary + old).",
             minimum=2,
         ),
-        Option("token_expiration", "int", 3600, "Token lifetime in seconds.", minimum=60),
+        Option("token_expiration", "int", 3600, "Token lifetime in seconds.", minimum=1),
         Option(
             "lockout_failure_attempts",
             "int",

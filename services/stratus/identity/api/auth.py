@@ -26,7 +26,7 @@ def _flag(req: ApiRequest, name: str) -> bool:
     return name in req.query and common.parse_bool(req.query[name], name)
 
 
-@endpoint
+@endpoint(public=True)
 def issue_token(req: ApiRequest) -> Response:
     body = req.json()
     if not isinstance(body, dict) or not isinstance(body.get("auth"), dict):

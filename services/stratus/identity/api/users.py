@@ -209,7 +209,7 @@ def delete_user(req: ApiRequest) -> Response:
     return common.no_content()
 
 
-@endpoint
+@endpoint(public=True)
 def change_password(req: ApiRequest) -> Response:
     body = common.validate(req.json(), CHANGE_PASSWORD, "user")
     user_id = req.path_params["user_id"]

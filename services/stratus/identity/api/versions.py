@@ -29,14 +29,14 @@ def version(req: ApiRequest) -> dict[str, Any]:
     }
 
 
-@endpoint
+@endpoint(public=True)
 def root(req: ApiRequest) -> Response:
     return common.ok(
         {"versions": {"values": [version(req)]}}, 300, {"Location": common.url(req, "/v3/")}
     )
 
 
-@endpoint
+@endpoint(public=True)
 def v3(req: ApiRequest) -> Response:
     return common.ok({"version": version(req)})
 
