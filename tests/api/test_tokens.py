@@ -131,3 +131,29 @@ def test_garbage_tokens_are_refused(identity_server):
 def test_sdk_session_and_catalog(admin_conn):
     projects = {p.name for p in admin_conn.identity.projects()}
     assert {"admin", "service"} <= projects
+
+
+def test_the_callers_own_view(identity_server):
+    token = issue(identity_server).headers["X-Subject-Token"]
+    headers = {"X-Auth-Token": token}
+    base = identity_server.auth_url
+    catalog = httpx.get(f"{base}/auth/catalog", headers=headers).json()["catalog"]
+    assert catalog[0]["endpoints"][0]["interface"] == "public"
+    projects = httpx.get(f"{base}/auth/projects", headers=headers).json()["projects"]
+    assert "admin" in {p["name"] for p in projects}
+    assert httpx.get(f"{base}/auth/domains", headers=headers).json()["domains"] == []
+    assert httpx.get(f"{base}/auth/system", headers=headers).json()["system"] == [{"all": True}]
+    unscoped = issue(identity_server, scope="unscoped").headers["X-Subject-Token"]
+    assert httpx.get(f"{base}/auth/catalog",
+                     headers={"X-Auth-Token": unscoped}).status_code == 403
+
+
+def test_version_documents(identity_server):
+    root = httpx.get(identity_server.url + "/")
+    assert root.status_code == 300
+    (version,) = root.json()["versions"]["values"]
+    assert version["id"].startswith("v3.") and version["status"] == "stable"
+    assert version["links"][0]["href"] == f"{identity_server.url}/v3/"
+    proxied = httpx.get(identity_server.url + "/v3", headers={
+        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "keystone.example.net"})
+    assert proxied.json()["version"]["links"][0]["href"] == "https://keystone.example.net/v3/"
