@@ -80,10 +80,8 @@ def client(identity_server):
         yield c
 
 
-@pytest.mark.parametrize(("path", "method"), cases())
+@pytest.mark.parametrize(("path", "method"), [c for c in cases() if tuple(c.values) not in PUBLIC])
 def test_without_a_token(client, path, method):
-    if (path, method) in PUBLIC:
-        pytest.skip("public route")
     response = client.request(method, fill(path), json={} if method in BODY_METHODS else None)
     assert_error(response, 401)
     bad = client.request(
@@ -95,10 +93,8 @@ def test_without_a_token(client, path, method):
     assert_error(bad, 401)
 
 
-@pytest.mark.parametrize(("path", "method"), cases())
+@pytest.mark.parametrize(("path", "method"), [c for c in cases() if "{" in c.values[0]])
 def test_unknown_ids(client, admin_token, path, method):
-    if "{" not in path:
-        pytest.skip("no ID in the path")
     headers = {"X-Auth-Token": admin_token}
     if path.startswith("/v3/auth/"):
         headers["X-Subject-Token"] = "gAAAAABunknown"

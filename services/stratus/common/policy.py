@@ -226,8 +226,8 @@ BASE_RULES = [
     ),
     Rule(
         "cloud_reader",
-        "role:reader and (system_scope:all or is_admin_project:True)",
-        "May read everything in the cloud.",
+        "(role:reader and system_scope:all) or rule:cloud_admin",
+        "May read everything in the cloud: a reader with system scope, or a cloud admin.",
     ),
     Rule("admin_required", "rule:cloud_admin"),
     Rule("service_role", "role:service", "Another Stratus service acting for a user."),

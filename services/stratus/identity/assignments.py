@@ -97,18 +97,23 @@ def effective_roles(
     project: model.Project | None = None,
     domain_id: str | None = None,
     system: bool = False,
+    strip_domain_roles: bool = True,
 ) -> list[model.Role]:
+    """Roles a token carries, implied ones included.
+
+    Domain-specific roles only imply others (as in Keystone), so they are left
+    out unless ``strip_domain_roles`` is False (trusts need them).
+    """
     role_ids = expand_implied(
         session,
         direct_role_ids(session, user_id, project=project, domain_id=domain_id, system=system),
     )
     if not role_ids:
         return []
-    return list(
-        session.scalars(
-            select(model.Role).where(model.Role.id.in_(role_ids)).order_by(model.Role.name)
-        )
-    )
+    query = select(model.Role).where(model.Role.id.in_(role_ids))
+    if strip_domain_roles:
+        query = query.where(model.Role.domain_id == "<<null>>")
+    return list(session.scalars(query.order_by(model.Role.name)))
 
 
 def role_ref(role: model.Role) -> dict[str, object]:

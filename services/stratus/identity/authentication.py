@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from stratus.common import errors
@@ -214,8 +214,9 @@ def _identify(svc: IdentityService, session: Session, identity: Any) -> _Identit
         elif method == "token":
             if not isinstance(data, dict) or not isinstance(data.get("id"), str):
                 raise errors.BadRequest("The token method needs the token's 'id'.")
-            payload = decode(svc, data["id"], unauthorized=True)
-            body = build_body(svc, session, payload, catalog=False, unauthorized=True)
+            # As Keystone: a dead token given as a credential is 404, not 401.
+            payload = decode(svc, data["id"])
+            body = build_body(svc, session, payload, catalog=False)
             if payload.application_credential_id:
                 raise errors.Forbidden(
                     "A token made from an application credential "
@@ -225,8 +226,12 @@ def _identify(svc: IdentityService, session: Session, identity: Any) -> _Identit
                 raise errors.Forbidden("A trust-scoped token cannot be rescoped.")
             user = session.get(model.User, body["user"]["id"])
             assert user is not None
+            # As Keystone: the new token's methods are the old token's plus "token".
             current = _Identity(
-                user, list(payload.methods), payload.expires_at, payload.audit_chain_id
+                user,
+                list(dict.fromkeys([*payload.methods, "token"])),
+                payload.expires_at,
+                payload.audit_chain_id,
             )
         else:
             cred = _application_credential(session, data)
@@ -330,9 +335,14 @@ def issue(svc: IdentityService, session: Session, auth: Any, *, catalog: bool) -
     if trust_id is not None:
         trust = _usable_trust(session, trust_id, ident.user.id)
         if trust.remaining_uses is not None:
-            if trust.remaining_uses <= 0:
+            # One conditional UPDATE, so concurrent requests cannot share a last use.
+            consumed = session.execute(
+                update(model.Trust)
+                .where(model.Trust.id == trust.id, model.Trust.remaining_uses > 0)
+                .values(remaining_uses=model.Trust.remaining_uses - 1)
+            )
+            if not consumed.rowcount:  # type: ignore[attr-defined]
                 raise AuthFailed(f"trust {trust_id} has no uses left")
-            trust.remaining_uses -= 1
         if trust.expires_at is not None:
             expires = min(expires, _timestamp(trust.expires_at))
     audit_ids = [new_audit_id()]
@@ -422,14 +432,20 @@ def build_body(
     project: model.Project | None = None
     domain_id: str | None = None
     if payload.scope_type == SCOPE_TRUST:
-        trust = _usable_trust(session, payload.trust_id or "", None) if payload.trust_id else None
+        try:
+            trust = _usable_trust(session, payload.trust_id, None) if payload.trust_id else None
+        except AuthFailed as exc:  # a dead subject token is 404, not the caller's 401
+            raise fail(str(exc)) from None
         if trust is None:
             raise fail("trust token without a trust")
         project = session.get(model.Project, trust.project_id) if trust.project_id else None
         trustor = session.get(model.User, trust.trustor_user_id)
         if trustor is None or not trustor.enabled:
             raise fail("trustor is gone or disabled")
-        trustor_roles = {r.id for r in effective_roles(session, trustor.id, project=project)}
+        trustor_roles = {
+            r.id
+            for r in effective_roles(session, trustor.id, project=project, strip_domain_roles=False)
+        }
         roles = [
             r
             for r in (session.get(model.Role, ref["id"]) for ref in trust.roles)

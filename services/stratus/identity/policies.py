@@ -80,6 +80,7 @@ RULES: list[Rule] = [
     Rule("identity:delete_domain_role", "rule:cloud_admin"),
     Rule("identity:list_implied_roles", "rule:cloud_reader"),
     Rule("identity:get_implied_role", "rule:cloud_reader"),
+    Rule("identity:check_implied_role", "rule:cloud_reader"),
     Rule("identity:list_role_inference_rules", "rule:cloud_reader"),
     Rule("identity:create_implied_role", "rule:cloud_admin"),
     Rule("identity:delete_implied_role", "rule:cloud_admin"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import ColumnElement, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from stratus.identity import model
@@ -75,3 +75,16 @@ def is_revoked(
         )
     )
     return bool(session.scalar(query))
+
+
+def end_trusts(session: Session, which: ColumnElement[bool]) -> None:
+    """Mark the matching live trusts deleted (their user or project went away)."""
+    now = model.utcnow()
+    ended = session.scalars(
+        update(model.Trust)
+        .where(which, model.Trust.deleted_at.is_(None))
+        .values(deleted_at=now)
+        .returning(model.Trust.id)
+    ).all()
+    for trust_id in ended:
+        revoke(session, trust_id=trust_id)

@@ -17,7 +17,7 @@ from stratus.common import errors
 from stratus.common.app import ApiRequest, endpoint
 from stratus.identity import authentication, model
 from stratus.identity.api import common
-from stratus.identity.assignments import direct_role_ids, effective_roles
+from stratus.identity.assignments import effective_roles
 from stratus.identity.catalog import build_catalog
 from stratus.identity.revocation import revoke
 
@@ -114,7 +114,7 @@ def auth_projects(req: ApiRequest) -> Response:
             p
             for p in projects
             if p.domain_id in enabled_domains
-            and direct_role_ids(session, context.user_id, project=p)
+            and effective_roles(session, context.user_id, project=p)
         ]
         return common.list_response(
             req, "projects", [project_view(req, session, p) for p in usable]
@@ -130,7 +130,7 @@ def auth_domains(req: ApiRequest) -> Response:
         domains = session.scalars(
             select(model.Domain).where(model.Domain.enabled.is_(True)).order_by(model.Domain.id)
         ).all()
-        usable = [d for d in domains if direct_role_ids(session, context.user_id, domain_id=d.id)]
+        usable = [d for d in domains if effective_roles(session, context.user_id, domain_id=d.id)]
         return common.list_response(req, "domains", [domain_view(req, d) for d in usable])
 
 

@@ -208,3 +208,28 @@ def extra_fields(body: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any
     """Attributes Keystone keeps as free-form ``extra`` (anything not modelled)."""
     skip = set(known) | {"id", "links"}
     return {k: v for k, v in body.items() if k not in skip}
+
+
+def parse_expires_at(value: str | None) -> Any:
+    """An ``expires_at`` as naive UTC (None for none); 400 if malformed or past.
+
+    Keystone reads a timestamp without an offset as UTC, and refuses one that
+    is not in the future (application credentials, trusts).
+    """
+    from datetime import UTC, datetime
+
+    if value is None or value == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise errors.BadRequest(
+            f"Invalid input for field 'expires_at': {value!r} is not an ISO 8601 timestamp."
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    if moment <= datetime.now(UTC).replace(tzinfo=None):
+        raise errors.BadRequest(
+            "Invalid input for field 'expires_at': the expiration time must be in the future."
+        )
+    return moment

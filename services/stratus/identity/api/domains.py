@@ -20,7 +20,12 @@ from stratus.identity import model
 from stratus.identity.api import common
 from stratus.identity.revocation import revoke
 
-_FIELDS = {"name": common.NAME, "description": common.DESCRIPTION, "enabled": common.BOOLEAN}
+# Keystone limits domain (and project) names to 64 characters.
+_FIELDS = {
+    "name": {**common.NAME, "maxLength": 64},
+    "description": common.DESCRIPTION,
+    "enabled": common.BOOLEAN,
+}
 CREATE = common.obj_schema(_FIELDS, required=["name"])
 UPDATE = common.obj_schema({**_FIELDS, "id": {"type": "string"}}, additional=True)
 

@@ -19,11 +19,13 @@ from stratus.common.app import ApiRequest, endpoint
 from stratus.identity import model
 from stratus.identity.api import common
 from stratus.identity.assignments import project_ancestors
-from stratus.identity.revocation import revoke
+from stratus.identity.revocation import end_trusts, revoke
 
 TAG = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^,/]*$"}
+# Keystone limits project (and domain) names to 64 characters.
+NAME = {**common.NAME, "maxLength": 64}
 _FIELDS = {
-    "name": common.NAME,
+    "name": NAME,
     "description": common.DESCRIPTION,
     "enabled": common.BOOLEAN,
     "domain_id": common.NULLABLE_ID,
@@ -35,7 +37,7 @@ _FIELDS = {
 CREATE = common.obj_schema(_FIELDS, required=["name"])
 UPDATE = common.obj_schema(
     {
-        "name": common.NAME,
+        "name": NAME,
         "description": common.DESCRIPTION,
         "enabled": common.BOOLEAN,
         "tags": _FIELDS["tags"],
@@ -262,6 +264,12 @@ def delete_project(req: ApiRequest) -> Response:
             )
         session.execute(delete(model.Assignment).where(model.Assignment.target_id == project.id))
         session.execute(delete(model.ProjectTag).where(model.ProjectTag.project_id == project.id))
+        session.execute(
+            delete(model.ApplicationCredential).where(
+                model.ApplicationCredential.project_id == project.id
+            )
+        )
+        end_trusts(session, model.Trust.project_id == project.id)
         revoke(session, project_id=project.id)
         session.delete(project)
     return common.no_content()

@@ -18,8 +18,8 @@ from stratus.common import errors
 from stratus.common.app import ApiRequest, endpoint
 from stratus.identity import model, passwords
 from stratus.identity.api import common
-from stratus.identity.assignments import direct_role_ids
-from stratus.identity.revocation import revoke
+from stratus.identity.assignments import effective_roles
+from stratus.identity.revocation import end_trusts, revoke
 
 PASSWORD = {"type": ["string", "null"], "maxLength": passwords.MAX_PASSWORD_LENGTH}
 _FIELDS = {
@@ -204,6 +204,10 @@ def delete_user(req: ApiRequest) -> Response:
                 model.ApplicationCredential.user_id == user.id
             )
         )
+        end_trusts(
+            session,
+            (model.Trust.trustor_user_id == user.id) | (model.Trust.trustee_user_id == user.id),
+        )
         revoke(session, user_id=user.id)
         session.delete(user)
     return common.no_content()
@@ -250,7 +254,7 @@ def list_user_projects(req: ApiRequest) -> Response:
         projects = [
             p
             for p in session.scalars(query.order_by(model.Project.id))
-            if direct_role_ids(session, user.id, project=p)
+            if effective_roles(session, user.id, project=p)
         ]
         return common.list_response(
             req, "projects", [project_view(req, session, p) for p in projects]
