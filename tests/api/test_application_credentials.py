@@ -15,17 +15,19 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.api.identity_helpers import (
+from tests.api.helpers import (
+    ADMIN_SCOPE,
     admin_token,
+    application_credential_auth,
     assert_error,
+    auth_headers,
     create_project,
     create_user,
-    database,
     grant,
-    headers,
-    issue,
+    issue_token,
+    post_token,
     project_scope,
-    token_for,
+    role_id,
     validate,
 )
 from tests.conftest import run_cli
@@ -35,12 +37,12 @@ class Owner:
     """A user with the member role on a project of their own."""
 
     def __init__(self, server, unique):
-        token = admin_token(server)
         self.server = server
         self.password = "pw-" + unique
-        self.project = create_project(server, token, f"apps-{unique}")
-        self.user = create_user(server, token, f"owner-{unique}", self.password)
-        grant(server, self.user["id"], self.project["id"], "member")
+        self.project = create_project(server, f"apps-{unique}")
+        self.user = create_user(server, f"owner-{unique}", self.password)
+        member = role_id(server, "member")
+        grant(server, f"/projects/{self.project['id']}/users/{self.user['id']}/roles/{member}")
 
     @property
     def id(self):
@@ -49,7 +51,7 @@ class Owner:
     def token(self, scope="project"):
         if scope == "project":
             scope = project_scope(self.project["id"])
-        return token_for(self.server, self.user["name"], self.password, scope)
+        return issue_token(self.server, self.user["name"], self.password, scope)[0]
 
     def url(self, suffix="", user_id=None):
         return f"{self.server.auth_url}/users/{user_id or self.id}/application_credentials{suffix}"
@@ -58,24 +60,13 @@ class Owner:
         return httpx.post(
             self.url(),
             json={"application_credential": fields},
-            headers=headers(token or self.token()),
+            headers=auth_headers(token or self.token()),
         )
 
 
 @pytest.fixture
 def owner(identity_server, unique):
     return Owner(identity_server, unique)
-
-
-def app_cred_auth(cred_id, secret):
-    return {
-        "auth": {
-            "identity": {
-                "methods": ["application_credential"],
-                "application_credential": {"id": cred_id, "secret": secret},
-            }
-        }
-    }
 
 
 def app_cred_env(server, cred_id, secret):
@@ -135,7 +126,10 @@ def test_cli_lifecycle_and_a_token_with_only_the_credentials_roles(
     openstack_cli("application", "credential", "delete", name, **as_owner)
     assert validate(identity_server, token["id"]).status_code == 404
     assert run_cli(env, "token", "issue", "-f", "json", check=False).returncode != 0
-    assert_error(issue(identity_server, app_cred_auth(created["ID"], created["Secret"])), 401)
+    assert_error(
+        post_token(identity_server, application_credential_auth(created["ID"], created["Secret"])),
+        401,
+    )
 
 
 def test_response_shape_and_hashed_secret(identity_server, owner, unique):
@@ -161,21 +155,27 @@ def test_response_shape_and_hashed_secret(identity_server, owner, unique):
         "secret": "my-own-secret",
         "links": {"self": owner.url(f"/{cred['id']}")},
     }
-    got = httpx.get(owner.url(f"/{cred['id']}"), headers=headers(owner.token()))
+    got = httpx.get(owner.url(f"/{cred['id']}"), headers=auth_headers(owner.token()))
     assert got.status_code == 200
     assert "secret" not in got.json()["application_credential"]
-    listed = httpx.get(owner.url(), headers=headers(owner.token())).json()
+    listed = httpx.get(owner.url(), headers=auth_headers(owner.token())).json()
     assert [c["id"] for c in listed["application_credentials"]] == [cred["id"]]
     assert "secret" not in listed["application_credentials"][0]
-    filtered = httpx.get(owner.url("?name=nothing"), headers=headers(owner.token())).json()
+    filtered = httpx.get(owner.url("?name=nothing"), headers=auth_headers(owner.token())).json()
     assert filtered["application_credentials"] == []
-    # Only a hash is stored.
+    # Only a hash is stored: read the row the server wrote.
+    from stratus.common.config import Config
+    from stratus.common.db import Database, engine_from_config
     from stratus.identity import model
 
-    with database(identity_server).session() as session:
-        stored = session.get(model.ApplicationCredential, cred["id"])
-        assert stored.secret_hash.startswith("$argon2id$")
-        assert "my-own-secret" not in stored.secret_hash
+    engine = engine_from_config(Config(str(identity_server.config_path)))
+    try:
+        with Database(engine).session() as session:
+            stored = session.get(model.ApplicationCredential, cred["id"])
+            assert stored.secret_hash.startswith("$argon2id$")
+            assert "my-own-secret" not in stored.secret_hash
+    finally:
+        engine.dispose()
     # Without roles, the credential takes every role of the token.
     every = owner.create(name=f"every-{unique}").json()["application_credential"]
     assert {r["name"] for r in every["roles"]} == {"member", "reader"}
@@ -188,12 +188,14 @@ def test_expired_credential_is_refused(identity_server, owner, unique):
     )
     assert response.status_code == 201, response.text
     cred = response.json()["application_credential"]
-    issued = issue(identity_server, app_cred_auth(cred["id"], cred["secret"]))
+    issued = post_token(identity_server, application_credential_auth(cred["id"], cred["secret"]))
     assert issued.status_code == 201
     token_expiry = datetime.fromisoformat(issued.json()["token"]["expires_at"])
     assert token_expiry <= expires
     time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.5)
-    assert_error(issue(identity_server, app_cred_auth(cred["id"], cred["secret"])), 401)
+    assert_error(
+        post_token(identity_server, application_credential_auth(cred["id"], cred["secret"])), 401
+    )
     assert validate(identity_server, issued.headers["X-Subject-Token"]).status_code == 404
     # An expiry in the past is refused at creation.
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
@@ -202,7 +204,10 @@ def test_expired_credential_is_refused(identity_server, owner, unique):
 
 def test_wrong_secret_is_refused(identity_server, owner, unique):
     cred = owner.create(name=f"s-{unique}").json()["application_credential"]
-    assert_error(issue(identity_server, app_cred_auth(cred["id"], cred["secret"] + "x")), 401)
+    assert_error(
+        post_token(identity_server, application_credential_auth(cred["id"], cred["secret"] + "x")),
+        401,
+    )
     by_name = {
         "auth": {
             "identity": {
@@ -215,25 +220,29 @@ def test_wrong_secret_is_refused(identity_server, owner, unique):
             }
         }
     }
-    assert issue(identity_server, by_name).status_code == 201
+    assert post_token(identity_server, by_name).status_code == 201
 
 
 def test_restricted_credential_cannot_manage_credentials(identity_server, owner, unique):
     restricted = owner.create(name=f"r-{unique}").json()["application_credential"]
-    token = issue(identity_server, app_cred_auth(restricted["id"], restricted["secret"]))
+    token = post_token(
+        identity_server, application_credential_auth(restricted["id"], restricted["secret"])
+    )
     token = token.headers["X-Subject-Token"]
     assert_error(owner.create(token=token, name=f"child-{unique}"), 403)
-    assert_error(httpx.delete(owner.url(f"/{restricted['id']}"), headers=headers(token)), 403)
+    assert_error(httpx.delete(owner.url(f"/{restricted['id']}"), headers=auth_headers(token)), 403)
     # Reading is allowed.
-    assert httpx.get(owner.url(), headers=headers(token)).status_code == 200
+    assert httpx.get(owner.url(), headers=auth_headers(token)).status_code == 200
 
     unrestricted = owner.create(name=f"u-{unique}", unrestricted=True)
     unrestricted = unrestricted.json()["application_credential"]
-    token = issue(identity_server, app_cred_auth(unrestricted["id"], unrestricted["secret"]))
+    token = post_token(
+        identity_server, application_credential_auth(unrestricted["id"], unrestricted["secret"])
+    )
     token = token.headers["X-Subject-Token"]
     child = owner.create(token=token, name=f"child-{unique}")
     assert child.status_code == 201, child.text
-    deleted = httpx.delete(owner.url(f"/{restricted['id']}"), headers=headers(token))
+    deleted = httpx.delete(owner.url(f"/{restricted['id']}"), headers=auth_headers(token))
     assert deleted.status_code == 204
 
 
@@ -257,7 +266,7 @@ def test_restricted_credential_cannot_manage_credentials(identity_server, owner,
 )
 def test_bad_input(owner, fields, status):
     assert_error(owner.create(**fields), status)
-    listed = httpx.get(owner.url(), headers=headers(owner.token())).json()
+    listed = httpx.get(owner.url(), headers=auth_headers(owner.token())).json()
     assert listed["application_credentials"] == []
 
 
@@ -266,7 +275,7 @@ def test_duplicates_scopes_and_other_users(identity_server, owner, unique):
     assert_error(owner.create(name=f"d-{unique}"), 409)
     # Only a project-scoped token of the owner can create one.
     assert_error(owner.create(token=owner.token(scope="unscoped"), name=f"n-{unique}"), 403)
-    admin = headers(admin_token(identity_server))
+    admin = auth_headers(admin_token(identity_server))
     assert_error(
         httpx.post(owner.url(), json={"application_credential": {"name": "x"}}, headers=admin),
         403,
@@ -282,11 +291,11 @@ def test_duplicates_scopes_and_other_users(identity_server, owner, unique):
             owner.url(), json={"application_credential": {"name": "x"}}, headers=h
         ),
     ):
-        assert_error(call(headers(other.token())), 403)
+        assert_error(call(auth_headers(other.token())), 403)
     # ...nor reach them through their own path.
     theirs = other.url(f"/{mine['id']}")
-    assert_error(httpx.get(theirs, headers=headers(other.token())), 404)
-    assert_error(httpx.get(owner.url("/" + "f" * 32), headers=headers(owner.token())), 404)
+    assert_error(httpx.get(theirs, headers=auth_headers(other.token())), 404)
+    assert_error(httpx.get(owner.url("/" + "f" * 32), headers=auth_headers(owner.token())), 404)
     # The cloud admin may read and delete any user's credentials.
     assert httpx.get(owner.url(), headers=admin).status_code == 200
     assert httpx.delete(owner.url(f"/{mine['id']}"), headers=admin).status_code == 204
@@ -295,8 +304,8 @@ def test_duplicates_scopes_and_other_users(identity_server, owner, unique):
 
 def test_token_is_bound_to_the_credentials_project(identity_server, owner, unique):
     cred = owner.create(name=f"b-{unique}").json()["application_credential"]
-    body = app_cred_auth(cred["id"], cred["secret"])
-    body["auth"]["scope"] = {"project": {"name": "admin", "domain": {"id": "default"}}}
-    assert_error(issue(identity_server, body), 401)
+    body = application_credential_auth(cred["id"], cred["secret"])
+    body["auth"]["scope"] = ADMIN_SCOPE
+    assert_error(post_token(identity_server, body), 401)
     body["auth"]["scope"] = project_scope(owner.project["id"])
-    assert issue(identity_server, body).status_code == 201
+    assert post_token(identity_server, body).status_code == 201

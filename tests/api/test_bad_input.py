@@ -15,6 +15,16 @@ import httpx
 import pytest
 
 from stratus.identity.api import ROUTES
+from tests.api.helpers import (
+    admin_token,
+    assert_error,
+    auth_headers,
+    grant,
+    password_auth,
+    post_token,
+    project_scope,
+    role_id,
+)
 
 # Routes anyone may call without a token.
 PUBLIC = {
@@ -41,37 +51,9 @@ def fill(path: str, value: str = UNKNOWN) -> str:
     return re.sub(r"\{[^}]+\}", value, path)
 
 
-def assert_error(response: httpx.Response, *statuses: int) -> None:
-    assert response.status_code in statuses, (
-        f"{response.request.method} {response.request.url} -> {response.status_code} "
-        f"(wanted {statuses}): {response.text[:300]}"
-    )
-    if response.request.method != "HEAD":
-        error = response.json()["error"]
-        assert error["code"] == response.status_code
-        assert error["title"] and error["message"]
-        assert "Traceback" not in response.text
-
-
 @pytest.fixture(scope="module")
-def admin_token(identity_server):
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": "admin",
-                        "domain": {"id": "default"},
-                        "password": identity_server.admin_password,
-                    }
-                },
-            },
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-        }
-    }
-    response = httpx.post(f"{identity_server.auth_url}/auth/tokens", json=body)
-    return response.headers["X-Subject-Token"]
+def admin(identity_server):
+    return auth_headers(admin_token(identity_server))
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +76,8 @@ def test_without_a_token(client, path, method):
 
 
 @pytest.mark.parametrize(("path", "method"), [c for c in cases() if "{" in c.values[0]])
-def test_unknown_ids(client, admin_token, path, method):
-    headers = {"X-Auth-Token": admin_token}
+def test_unknown_ids(client, admin, path, method):
+    headers = dict(admin)
     if path.startswith("/v3/auth/"):
         headers["X-Subject-Token"] = "gAAAAABunknown"
     response = client.request(
@@ -108,12 +90,12 @@ def test_unknown_ids(client, admin_token, path, method):
 
 @pytest.mark.parametrize(("path", "method"), [c for c in cases() if c.values[1] in BODY_METHODS])
 @pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"x": 1}', b'"string"', b"null"])
-def test_malformed_bodies(client, admin_token, path, method, body):
+def test_malformed_bodies(client, admin, path, method, body):
     response = client.request(
         method,
         fill(path),
         content=body,
-        headers={"X-Auth-Token": admin_token, "Content-Type": "application/json"},
+        headers={**admin, "Content-Type": "application/json"},
     )
     if response.status_code < 300:
         # Some routes take no body at all (PUT of a grant or a tag): ignoring
@@ -123,19 +105,18 @@ def test_malformed_bodies(client, admin_token, path, method, body):
 
 
 @pytest.mark.parametrize(("path", "method"), [c for c in cases() if c.values[1] in BODY_METHODS])
-def test_oversized_bodies(client, admin_token, path, method):
+def test_oversized_bodies(client, admin, path, method):
     body = b'{"pad": "' + b"x" * (200 * 1024) + b'"}'
     response = client.request(
         method,
         fill(path),
         content=body,
-        headers={"X-Auth-Token": admin_token, "Content-Type": "application/json"},
+        headers={**admin, "Content-Type": "application/json"},
     )
     assert_error(response, 413)
 
 
-def test_wrong_types_in_known_bodies(client, admin_token):
-    headers = {"X-Auth-Token": admin_token}
+def test_wrong_types_in_known_bodies(client, admin):
     for path, body in [
         ("/v3/projects", {"project": {"name": 5}}),
         ("/v3/projects", {"project": {"name": "x", "enabled": "yes"}}),
@@ -155,14 +136,14 @@ def test_wrong_types_in_known_bodies(client, admin_token):
             },
         ),
     ]:
-        assert_error(client.post(path, json=body, headers=headers), 400)
+        assert_error(client.post(path, json=body, headers=admin), 400)
 
 
-def test_unsupported_content_type(client, admin_token):
+def test_unsupported_content_type(client, admin):
     response = client.post(
         "/v3/domains",
         content=b"name=x",
-        headers={"X-Auth-Token": admin_token, "Content-Type": "application/x-www-form-urlencoded"},
+        headers={**admin, "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert_error(response, 415)
 
@@ -172,39 +153,21 @@ def test_unknown_route_and_method(client):
     assert_error(client.put("/v3"), 405)
 
 
-def test_forbidden_for_a_member(client, admin_token, identity_server, unique):
-    headers = {"X-Auth-Token": admin_token}
+def test_forbidden_for_a_member(client, admin, identity_server, unique):
     project = client.post(
-        "/v3/projects", headers=headers, json={"project": {"name": f"bad-{unique}"}}
+        "/v3/projects", headers=admin, json={"project": {"name": f"bad-{unique}"}}
     ).json()["project"]
     user = client.post(
         "/v3/users",
-        headers=headers,
+        headers=admin,
         json={
             "user": {"name": f"bad-{unique}", "password": "pw", "default_project_id": project["id"]}
         },
     ).json()["user"]
-    roles = client.get("/v3/roles?name=member", headers=headers)
-    if roles.status_code != 200:
-        pytest.skip("role API not available")
-    member = roles.json()["roles"][0]["id"]
-    grant = client.put(
-        f"/v3/projects/{project['id']}/users/{user['id']}/roles/{member}", headers=headers
-    )
-    assert grant.status_code == 204
-    token = client.post(
-        "/v3/auth/tokens",
-        json={
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {"user": {"id": user["id"], "password": "pw"}},
-                },
-                "scope": {"project": {"id": project["id"]}},
-            }
-        },
-    ).headers["X-Subject-Token"]
-    member_headers = {"X-Auth-Token": token}
+    member = role_id(identity_server, "member")
+    grant(identity_server, f"/projects/{project['id']}/users/{user['id']}/roles/{member}")
+    auth = password_auth(user["id"], "pw", project_scope(project["id"]), by_id=True)
+    member_headers = auth_headers(post_token(identity_server, auth).headers["X-Subject-Token"])
     for method, path in [
         ("GET", "/v3/users"),
         ("POST", "/v3/domains"),

@@ -11,23 +11,23 @@ import httpx
 import pytest
 from openstack import exceptions
 
-from tests.api.identity_helpers import (
+from tests.api.helpers import (
+    ADMIN_SCOPE,
     admin_token,
     assert_error,
+    auth_headers,
     create_project,
     create_user,
     grant,
-    headers,
-    issue,
-    password_body,
+    issue_token,
     project_scope,
-    token_for,
+    role_id,
 )
 
 
 @pytest.fixture(scope="module")
 def admin(identity_server):
-    return headers(admin_token(identity_server))
+    return auth_headers(admin_token(identity_server))
 
 
 def url(server, path):
@@ -279,13 +279,14 @@ def test_malformed_and_unknown(identity_server, admin):
 
 
 def test_non_admin_may_read_regions_but_not_change_the_catalog(identity_server, unique):
-    token = admin_token(identity_server)
-    project = create_project(identity_server, token, f"p-{unique}")
-    user = create_user(identity_server, token, f"u-{unique}", "pw-" + unique)
-    grant(identity_server, user["id"], project["id"], "member")
-    mine = headers(
-        token_for(identity_server, user["name"], "pw-" + unique, project_scope(project["id"]))
+    project = create_project(identity_server, f"p-{unique}")
+    user = create_user(identity_server, f"u-{unique}", "pw-" + unique)
+    member = role_id(identity_server, "member")
+    grant(identity_server, f"/projects/{project['id']}/users/{user['id']}/roles/{member}")
+    token, _ = issue_token(
+        identity_server, user["name"], "pw-" + unique, project_scope(project["id"])
     )
+    mine = auth_headers(token)
     assert httpx.get(url(identity_server, "/regions"), headers=mine).status_code == 200
     assert httpx.get(url(identity_server, "/regions/RegionOne"), headers=mine).status_code == 200
     for path in ("/services", "/endpoints"):
@@ -344,11 +345,10 @@ def test_token_catalog_follows_endpoint_changes(identity_server, admin, unique):
         headers=admin,
     ).json()["endpoint"]
 
-    def token_catalog(scope=None):
-        body = password_body("admin", identity_server.admin_password, scope)
-        return issue(identity_server, body).json()["token"]
+    def token_catalog(scope):
+        return issue_token(identity_server, "admin", identity_server.admin_password, scope)[1]
 
-    scope = {"project": {"name": "admin", "domain": {"id": "default"}}}
+    scope = ADMIN_SCOPE
     token = token_catalog(scope)
     project_id = token["project"]["id"]
     entry = _catalog_entry(identity_server, token, kind)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from tests.api.rbac_helpers import (
+from tests.api.helpers import (
     assert_error,
-    call,
+    create_group,
+    create_project,
+    create_user,
+    expect,
     grant,
-    issue,
-    make_group,
-    make_project,
-    make_user,
-    ok,
+    issue_token,
+    password_auth,
+    post_token,
+    project_scope,
+    request,
     role_id,
     validate,
 )
@@ -46,9 +49,9 @@ def test_group_lifecycle_with_the_cli(openstack_cli, unique):
 
 
 def test_membership_with_the_cli(openstack_cli, identity_server, unique):
-    group = make_group(identity_server, f"team-{unique}")
-    user = make_user(identity_server, f"member-{unique}")
-    other = make_user(identity_server, f"outsider-{unique}")
+    group = create_group(identity_server, f"team-{unique}")
+    user = create_user(identity_server, f"member-{unique}")
+    other = create_user(identity_server, f"outsider-{unique}")
 
     openstack_cli("group", "add", "user", group["id"], user["id"])
     # Adding twice is harmless.
@@ -66,7 +69,7 @@ def test_membership_with_the_cli(openstack_cli, identity_server, unique):
     openstack_cli("group", "remove", "user", group["id"], user["id"])
     assert openstack_cli("user", "list", "--group", group["id"], "-f", "json") == []
     assert (
-        call(identity_server, "HEAD", f"/groups/{group['id']}/users/{user['id']}").status_code
+        request(identity_server, "HEAD", f"/groups/{group['id']}/users/{user['id']}").status_code
         == 404
     )
 
@@ -88,45 +91,50 @@ def test_membership_with_the_sdk(admin_conn, unique):
 
 
 def test_group_filters_and_shape(identity_server, unique):
-    group = make_group(identity_server, f"Filter-{unique}")
+    group = create_group(identity_server, f"Filter-{unique}")
     assert set(group) >= {"id", "name", "domain_id", "description", "links"}
     assert group["links"]["self"].endswith(f"/v3/groups/{group['id']}")
-    exact = ok(call(identity_server, "GET", "/groups", params={"name": f"Filter-{unique}"}))
+    exact = expect(request(identity_server, "GET", "/groups", params={"name": f"Filter-{unique}"}))
     assert [g["id"] for g in exact["groups"]] == [group["id"]]
-    fuzzy = ok(
-        call(identity_server, "GET", "/groups", params={"name__icontains": f"filter-{unique}"})
+    fuzzy = expect(
+        request(identity_server, "GET", "/groups", params={"name__icontains": f"filter-{unique}"})
     )
     assert [g["id"] for g in fuzzy["groups"]] == [group["id"]]
     assert (
-        ok(call(identity_server, "GET", "/groups", params={"domain_id": "nowhere"}))["groups"] == []
+        expect(request(identity_server, "GET", "/groups", params={"domain_id": "nowhere"}))[
+            "groups"
+        ]
+        == []
     )
     assert set(exact["links"]) == {"self", "previous", "next"}
 
 
 def test_group_bad_input(identity_server, unique):
-    group = make_group(identity_server, f"bad-{unique}")
-    user = make_user(identity_server, f"bad-user-{unique}")
+    group = create_group(identity_server, f"bad-{unique}")
+    user = create_user(identity_server, f"bad-user-{unique}")
     missing = "0" * 32
-    assert_error(call(identity_server, "GET", f"/groups/{missing}"), 404)
-    assert_error(call(identity_server, "DELETE", f"/groups/{missing}"), 404)
-    assert_error(call(identity_server, "PUT", f"/groups/{missing}/users/{user['id']}"), 404)
-    assert_error(call(identity_server, "PUT", f"/groups/{group['id']}/users/{missing}"), 404)
-    assert_error(call(identity_server, "DELETE", f"/groups/{group['id']}/users/{user['id']}"), 404)
-    assert_error(call(identity_server, "GET", f"/users/{missing}/groups"), 404)
-    assert_error(call(identity_server, "POST", "/groups", json={"group": {}}), 400)
-    assert_error(call(identity_server, "POST", "/groups", json={"group": {"name": 5}}), 400)
-    assert_error(call(identity_server, "POST", "/groups", json={"name": "x"}), 400)
+    assert_error(request(identity_server, "GET", f"/groups/{missing}"), 404)
+    assert_error(request(identity_server, "DELETE", f"/groups/{missing}"), 404)
+    assert_error(request(identity_server, "PUT", f"/groups/{missing}/users/{user['id']}"), 404)
+    assert_error(request(identity_server, "PUT", f"/groups/{group['id']}/users/{missing}"), 404)
     assert_error(
-        call(
+        request(identity_server, "DELETE", f"/groups/{group['id']}/users/{user['id']}"), 404
+    )
+    assert_error(request(identity_server, "GET", f"/users/{missing}/groups"), 404)
+    assert_error(request(identity_server, "POST", "/groups", json={"group": {}}), 400)
+    assert_error(request(identity_server, "POST", "/groups", json={"group": {"name": 5}}), 400)
+    assert_error(request(identity_server, "POST", "/groups", json={"name": "x"}), 400)
+    assert_error(
+        request(
             identity_server, "POST", "/groups", json={"group": {"name": "x", "domain_id": missing}}
         ),
         404,
     )
     assert_error(
-        call(identity_server, "POST", "/groups", json={"group": {"name": f"bad-{unique}"}}), 409
+        request(identity_server, "POST", "/groups", json={"group": {"name": f"bad-{unique}"}}), 409
     )
     assert_error(
-        call(
+        request(
             identity_server,
             "PATCH",
             f"/groups/{group['id']}",
@@ -134,21 +142,23 @@ def test_group_bad_input(identity_server, unique):
         ),
         400,
     )
-    assert_error(call(identity_server, "PATCH", f"/groups/{group['id']}", json={"group": {}}), 400)
+    assert_error(
+        request(identity_server, "PATCH", f"/groups/{group['id']}", json={"group": {}}), 400
+    )
 
 
 def test_non_admin_is_forbidden(identity_server, unique):
-    project = make_project(identity_server, f"plain-{unique}")
-    user = make_user(identity_server, f"plain-{unique}", "pw-plain-1")
+    project = create_project(identity_server, f"plain-{unique}")
+    user = create_user(identity_server, f"plain-{unique}", "pw-plain-1")
     grant(
         identity_server,
         f"/projects/{project['id']}/users/{user['id']}/roles/{role_id(identity_server, 'member')}",
     )
-    token, _ = issue(
-        identity_server, user["name"], "pw-plain-1", {"project": {"id": project["id"]}}
+    token, _ = issue_token(
+        identity_server, user["name"], "pw-plain-1", project_scope(project["id"])
     )
     assert_error(
-        call(
+        request(
             identity_server,
             "POST",
             "/groups",
@@ -157,65 +167,61 @@ def test_non_admin_is_forbidden(identity_server, unique):
         ),
         403,
     )
-    assert_error(call(identity_server, "GET", "/groups", token=token), 403)
-    group = make_group(identity_server, f"guarded-{unique}")
+    assert_error(request(identity_server, "GET", "/groups", token=token), 403)
+    group = create_group(identity_server, f"guarded-{unique}")
     assert_error(
-        call(identity_server, "PUT", f"/groups/{group['id']}/users/{user['id']}", token=token), 403
+        request(identity_server, "PUT", f"/groups/{group['id']}/users/{user['id']}", token=token),
+        403,
     )
     # A user may list their own groups.
-    mine = ok(call(identity_server, "GET", f"/users/{user['id']}/groups", token=token))
+    mine = expect(request(identity_server, "GET", f"/users/{user['id']}/groups", token=token))
     assert mine["groups"] == []
 
 
 def test_leaving_a_group_revokes_the_users_tokens(identity_server, unique):
-    project = make_project(identity_server, f"via-group-{unique}")
-    group = make_group(identity_server, f"via-group-{unique}")
-    user = make_user(identity_server, f"via-group-{unique}", "pw-group-1")
+    project = create_project(identity_server, f"via-group-{unique}")
+    group = create_group(identity_server, f"via-group-{unique}")
+    user = create_user(identity_server, f"via-group-{unique}", "pw-group-1")
     grant(
         identity_server,
         f"/projects/{project['id']}/groups/{group['id']}/roles/"
         f"{role_id(identity_server, 'member')}",
     )
-    ok(call(identity_server, "PUT", f"/groups/{group['id']}/users/{user['id']}"), 204)
-    token, body = issue(
-        identity_server, user["name"], "pw-group-1", {"project": {"id": project["id"]}}
+    expect(request(identity_server, "PUT", f"/groups/{group['id']}/users/{user['id']}"), 204)
+    token, body = issue_token(
+        identity_server, user["name"], "pw-group-1", project_scope(project["id"])
     )
     assert {"member", "reader"} <= {r["name"] for r in body["roles"]}
     assert validate(identity_server, token).status_code == 200
 
-    ok(call(identity_server, "DELETE", f"/groups/{group['id']}/users/{user['id']}"), 204)
+    expect(request(identity_server, "DELETE", f"/groups/{group['id']}/users/{user['id']}"), 204)
     assert validate(identity_server, token).status_code == 404
     assert (
-        call(identity_server, "GET", f"/users/{user['id']}/groups", token=token).status_code == 401
+        request(identity_server, "GET", f"/users/{user['id']}/groups", token=token).status_code
+        == 401
     )
 
 
 def test_deleting_a_group_removes_its_memberships_and_assignments(identity_server, unique):
-    project = make_project(identity_server, f"doomed-{unique}")
-    group = make_group(identity_server, f"doomed-{unique}")
-    user = make_user(identity_server, f"doomed-{unique}", "pw-doomed-1")
+    project = create_project(identity_server, f"doomed-{unique}")
+    group = create_group(identity_server, f"doomed-{unique}")
+    user = create_user(identity_server, f"doomed-{unique}", "pw-doomed-1")
     grant(
         identity_server,
         f"/projects/{project['id']}/groups/{group['id']}/roles/"
         f"{role_id(identity_server, 'reader')}",
     )
-    ok(call(identity_server, "PUT", f"/groups/{group['id']}/users/{user['id']}"), 204)
-    token, _ = issue(
-        identity_server, user["name"], "pw-doomed-1", {"project": {"id": project["id"]}}
+    expect(request(identity_server, "PUT", f"/groups/{group['id']}/users/{user['id']}"), 204)
+    token, _ = issue_token(
+        identity_server, user["name"], "pw-doomed-1", project_scope(project["id"])
     )
 
-    ok(call(identity_server, "DELETE", f"/groups/{group['id']}"), 204)
+    expect(request(identity_server, "DELETE", f"/groups/{group['id']}"), 204)
     assert validate(identity_server, token).status_code == 404
-    listed = ok(call(identity_server, "GET", "/role_assignments", params={"group.id": group["id"]}))
+    listed = expect(
+        request(identity_server, "GET", "/role_assignments", params={"group.id": group["id"]})
+    )
     assert listed["role_assignments"] == []
-    assert ok(call(identity_server, "GET", f"/users/{user['id']}/groups"))["groups"] == []
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {"user": {"id": user["id"], "password": "pw-doomed-1"}},
-            },
-            "scope": {"project": {"id": project["id"]}},
-        }
-    }
-    assert call(identity_server, "POST", "/auth/tokens", json=body).status_code == 401
+    assert expect(request(identity_server, "GET", f"/users/{user['id']}/groups"))["groups"] == []
+    body = password_auth(user["id"], "pw-doomed-1", project_scope(project["id"]), by_id=True)
+    assert post_token(identity_server, body).status_code == 401

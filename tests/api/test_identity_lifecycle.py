@@ -8,91 +8,54 @@ import time
 import httpx
 import pytest
 
+from tests.api.helpers import admin_token, auth_headers, authenticate, create_user, validate
 from tests.conftest import make_identity_server
 
 
-def issue(server, username, password, project=None):
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": username, "domain": {"id": "default"}, "password": password}
-                },
-            }
-        }
-    }
-    if project:
-        body["auth"]["scope"] = {"project": {"name": project, "domain": {"id": "default"}}}
-    return httpx.post(f"{server.auth_url}/auth/tokens", json=body)
-
-
-def admin_token(server):
-    response = issue(server, "admin", server.admin_password, "admin")
-    assert response.status_code == 201
-    return response.headers["X-Subject-Token"]
-
-
-def validate(server, subject):
-    return httpx.get(
-        f"{server.auth_url}/auth/tokens",
-        headers={"X-Auth-Token": admin_token(server), "X-Subject-Token": subject},
-    ).status_code
-
-
-def make_user(server, name, password):
-    response = httpx.post(
-        f"{server.auth_url}/users",
-        headers={"X-Auth-Token": admin_token(server)},
-        json={"user": {"name": name, "password": password, "domain_id": "default"}},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["user"]["id"]
-
-
 def test_password_change_disable_and_delete_revoke(identity_server, unique):
-    user_id = make_user(identity_server, f"life-{unique}", "first-pass")
-    token = issue(identity_server, f"life-{unique}", "first-pass").headers["X-Subject-Token"]
-    assert validate(identity_server, token) == 200
+    name = f"life-{unique}"
+    user_id = create_user(identity_server, name, "first-pass")["id"]
+    token = authenticate(identity_server, name, "first-pass").headers["X-Subject-Token"]
+    assert validate(identity_server, token).status_code == 200
     changed = httpx.post(
         f"{identity_server.auth_url}/users/{user_id}/password",
         json={"user": {"original_password": "first-pass", "password": "second-pass"}},
     )
     assert changed.status_code == 204
-    assert validate(identity_server, token) == 404
-    assert issue(identity_server, f"life-{unique}", "first-pass").status_code == 401
-    token = issue(identity_server, f"life-{unique}", "second-pass").headers["X-Subject-Token"]
-    assert validate(identity_server, token) == 200
+    assert validate(identity_server, token).status_code == 404
+    assert authenticate(identity_server, name, "first-pass").status_code == 401
+    token = authenticate(identity_server, name, "second-pass").headers["X-Subject-Token"]
+    assert validate(identity_server, token).status_code == 200
 
-    headers = {"X-Auth-Token": admin_token(identity_server)}
+    headers = auth_headers(admin_token(identity_server))
     url = f"{identity_server.auth_url}/users/{user_id}"
     assert httpx.patch(url, headers=headers, json={"user": {"enabled": False}}).status_code == 200
-    assert validate(identity_server, token) == 404
-    assert issue(identity_server, f"life-{unique}", "second-pass").status_code == 401
+    assert validate(identity_server, token).status_code == 404
+    assert authenticate(identity_server, name, "second-pass").status_code == 401
     assert httpx.patch(url, headers=headers, json={"user": {"enabled": True}}).status_code == 200
     # Re-enabling does not resurrect tokens issued before the disable.
-    assert validate(identity_server, token) == 404
-    token = issue(identity_server, f"life-{unique}", "second-pass").headers["X-Subject-Token"]
+    assert validate(identity_server, token).status_code == 404
+    token = authenticate(identity_server, name, "second-pass").headers["X-Subject-Token"]
     assert httpx.delete(url, headers=headers).status_code == 204
-    assert validate(identity_server, token) == 404
+    assert validate(identity_server, token).status_code == 404
     assert httpx.get(url, headers=headers).status_code == 404
 
 
 def test_wrong_original_password_is_refused(identity_server, unique):
-    user_id = make_user(identity_server, f"pw-{unique}", "right")
+    user_id = create_user(identity_server, f"pw-{unique}", "right")["id"]
     response = httpx.post(
         f"{identity_server.auth_url}/users/{user_id}/password",
         json={"user": {"original_password": "wrong", "password": "new"}},
     )
     assert response.status_code == 401
-    assert issue(identity_server, f"pw-{unique}", "right").status_code == 201
+    assert authenticate(identity_server, f"pw-{unique}", "right").status_code == 201
 
 
 def test_tokens_expire(tmp_path):
     server = make_identity_server(tmp_path / "id", token_expiration=2)
     try:
         short = admin_token(server)
-        assert validate(server, short) == 200
+        assert validate(server, short).status_code == 200
         time.sleep(2.2)
         assert (
             httpx.get(f"{server.auth_url}/users", headers={"X-Auth-Token": short}).status_code
@@ -110,16 +73,16 @@ def test_rotation_restart_lockout_and_quiet_logs(tmp_path):
         assert rotated["changed"] and rotated["primary"] == 2
         # The running service picks the new keys up without a restart; the
         # token signed by the old primary still validates.
-        assert validate(server, token) == 200
+        assert validate(server, token).status_code == 200
         after = admin_token(server)
         server.restart()
-        assert validate(server, token) == 200
-        assert validate(server, after) == 200
+        assert validate(server, token).status_code == 200
+        assert validate(server, after).status_code == 200
 
-        make_user(server, "locked", "good-password")
+        create_user(server, "locked", "good-password")
         for _ in range(2):
-            assert issue(server, "locked", "bad").status_code == 401
-        assert issue(server, "locked", "good-password").status_code == 401
+            assert authenticate(server, "locked", "bad").status_code == 401
+        assert authenticate(server, "locked", "good-password").status_code == 401
     finally:
         server.stop()
     log = (server.workdir / "api.log").read_text()

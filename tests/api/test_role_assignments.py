@@ -10,20 +10,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.api.rbac_helpers import (
+from tests.api.helpers import (
     assert_error,
-    call,
+    authenticate,
+    create_domain,
+    create_group,
+    create_project,
+    create_role,
+    create_user,
+    expect,
     grant,
-    issue,
-    make_domain,
-    make_group,
-    make_project,
-    make_role,
-    make_user,
-    ok,
+    issue_token,
+    project_scope,
+    request,
     role_id,
     role_names,
-    try_issue,
     validate,
 )
 
@@ -33,20 +34,16 @@ PASSWORD = "pw-assign-1"
 @pytest.fixture
 def world(identity_server, unique):
     """A project with a child, a user and a group (with the user in it)."""
-    project = make_project(identity_server, f"proj-{unique}")
-    child = make_project(identity_server, f"child-{unique}", parent_id=project["id"])
-    user = make_user(identity_server, f"user-{unique}", PASSWORD)
-    group = make_group(identity_server, f"group-{unique}")
-    ok(call(identity_server, "PUT", f"/groups/{group['id']}/users/{user['id']}"), 204)
+    project = create_project(identity_server, f"proj-{unique}")
+    child = create_project(identity_server, f"child-{unique}", parent_id=project["id"])
+    user = create_user(identity_server, f"user-{unique}", PASSWORD)
+    group = create_group(identity_server, f"group-{unique}")
+    expect(request(identity_server, "PUT", f"/groups/{group['id']}/users/{user['id']}"), 204)
     return {"project": project, "child": child, "user": user, "group": group}
 
 
 def _assignments(server, **params):
-    return ok(call(server, "GET", "/role_assignments", params=params))["role_assignments"]
-
-
-def _scope(project):
-    return {"project": {"id": project["id"]}}
+    return expect(request(server, "GET", "/role_assignments", params=params))["role_assignments"]
 
 
 # --- grants through the CLI ---------------------------------------------------------------
@@ -72,17 +69,18 @@ def test_role_add_list_remove_with_the_cli(openstack_cli, identity_server, world
             "Inherited": False,
         }
     ]
-    token, body = issue(identity_server, user["name"], PASSWORD, _scope(project))
+    token, body = issue_token(identity_server, user["name"], PASSWORD, project_scope(project["id"]))
     assert role_names(body) == {"member", "reader"}
 
     openstack_cli("role", "remove", "--user", user["id"], "--project", project["id"], "member")
     # The token dies at once, and no new one can be had on the project.
     assert validate(identity_server, token).status_code == 404
-    assert call(identity_server, "GET", f"/users/{user['id']}", token=token).status_code == 401
-    assert try_issue(identity_server, user["name"], PASSWORD, _scope(project)) == 401
+    assert request(identity_server, "GET", f"/users/{user['id']}", token=token).status_code == 401
+    refused = authenticate(identity_server, user["name"], PASSWORD, project_scope(project["id"]))
+    assert refused.status_code == 401
     # Revoking it again is 404 (the CLI, through openstacksdk, ignores that).
     member = role_id(identity_server, "member")
-    again = call(
+    again = request(
         identity_server, "DELETE", f"/projects/{project['id']}/users/{user['id']}/roles/{member}"
     )
     assert_error(again, 404)
@@ -127,7 +125,7 @@ def test_effective_assignments_through_a_group_with_names(openstack_cli, identit
     assert reader["links"]["prior_role"] == (
         f"{base}/roles/{member['role']['id']}/implies/{reader['role']['id']}"
     )
-    _, body = issue(identity_server, user["name"], PASSWORD, _scope(project))
+    _, body = issue_token(identity_server, user["name"], PASSWORD, project_scope(project["id"]))
     assert role_names(body) == {"member", "reader"}
 
 
@@ -142,7 +140,7 @@ def test_admin_implies_member_and_reader_in_lists_and_tokens(openstack_cli, iden
         "role", "assignment", "list", "--user", user["id"], "--effective", "--names", "-f", "json"
     )
     assert sorted(a["Role"] for a in effective) == ["admin", "member", "reader"]
-    _, body = issue(identity_server, user["name"], PASSWORD, _scope(project))
+    _, body = issue_token(identity_server, user["name"], PASSWORD, project_scope(project["id"]))
     assert role_names(body) == {"admin", "member", "reader"}
     # Filtering on an implied role finds the entries it came from.
     only_reader = _assignments(
@@ -153,10 +151,10 @@ def test_admin_implies_member_and_reader_in_lists_and_tokens(openstack_cli, iden
 
 
 def test_inherited_domain_roles_reach_projects(openstack_cli, identity_server, unique):
-    domain = make_domain(identity_server, f"inh-{unique}")
-    parent = make_project(identity_server, f"inh-{unique}", domain_id=domain["id"])
-    child = make_project(identity_server, f"inh-child-{unique}", domain["id"], parent["id"])
-    user = make_user(identity_server, f"inh-{unique}", PASSWORD)
+    domain = create_domain(identity_server, f"inh-{unique}")
+    parent = create_project(identity_server, f"inh-{unique}", domain_id=domain["id"])
+    child = create_project(identity_server, f"inh-child-{unique}", domain["id"], parent["id"])
+    user = create_user(identity_server, f"inh-{unique}", PASSWORD)
     openstack_cli(
         "role", "add", "--user", user["id"], "--domain", domain["id"], "--inherited", "member"
     )
@@ -165,12 +163,13 @@ def test_inherited_domain_roles_reach_projects(openstack_cli, identity_server, u
     )
     assert [(a["Domain"], a["Inherited"]) for a in listed] == [(domain["id"], True)]
     # Not on the domain itself...
-    assert (
-        try_issue(identity_server, user["name"], PASSWORD, {"domain": {"id": domain["id"]}}) == 401
+    refused = authenticate(
+        identity_server, user["name"], PASSWORD, {"domain": {"id": domain["id"]}}
     )
+    assert refused.status_code == 401
     # ...but on every project of it.
     for project in (parent, child):
-        _, body = issue(identity_server, user["name"], PASSWORD, _scope(project))
+        _, body = issue_token(identity_server, user["name"], PASSWORD, project_scope(project["id"]))
         assert role_names(body) == {"member", "reader"}
     effective = openstack_cli(
         "role", "assignment", "list", "--user", user["id"], "--effective", "-f", "json"
@@ -192,8 +191,8 @@ def test_inherited_domain_roles_reach_projects(openstack_cli, identity_server, u
         f"{identity_server.auth_url}/OS-INHERIT/domains/{domain['id']}/users/{user['id']}"
         f"/roles/{member['role']['id']}/inherited_to_projects"
     )
-    inherited = ok(
-        call(
+    inherited = expect(
+        request(
             identity_server,
             "GET",
             f"/OS-INHERIT/domains/{domain['id']}/users/{user['id']}/roles/inherited_to_projects",
@@ -201,13 +200,16 @@ def test_inherited_domain_roles_reach_projects(openstack_cli, identity_server, u
     )
     assert [r["name"] for r in inherited["roles"]] == ["member"]
     # The plain domain grant list does not show inherited grants.
-    plain = ok(call(identity_server, "GET", f"/domains/{domain['id']}/users/{user['id']}/roles"))
+    plain = expect(
+        request(identity_server, "GET", f"/domains/{domain['id']}/users/{user['id']}/roles")
+    )
     assert plain["roles"] == []
 
     openstack_cli(
         "role", "remove", "--user", user["id"], "--domain", domain["id"], "--inherited", "member"
     )
-    assert try_issue(identity_server, user["name"], PASSWORD, _scope(child)) == 401
+    refused = authenticate(identity_server, user["name"], PASSWORD, project_scope(child["id"]))
+    assert refused.status_code == 401
 
 
 def test_project_inheritance_reaches_the_subtree(identity_server, world):
@@ -217,11 +219,12 @@ def test_project_inheritance_reaches_the_subtree(identity_server, world):
         f"/OS-INHERIT/projects/{project['id']}/groups/{group['id']}/roles/{reader}"
         "/inherited_to_projects"
     )
-    ok(call(identity_server, "PUT", path), 204)
-    assert call(identity_server, "HEAD", path).status_code == 204
-    assert call(identity_server, "GET", path).status_code == 204
-    assert try_issue(identity_server, user["name"], PASSWORD, _scope(project)) == 401
-    token, body = issue(identity_server, user["name"], PASSWORD, _scope(child))
+    expect(request(identity_server, "PUT", path), 204)
+    assert request(identity_server, "HEAD", path).status_code == 204
+    assert request(identity_server, "GET", path).status_code == 204
+    refused = authenticate(identity_server, user["name"], PASSWORD, project_scope(project["id"]))
+    assert refused.status_code == 401
+    token, body = issue_token(identity_server, user["name"], PASSWORD, project_scope(child["id"]))
     assert role_names(body) == {"reader"}
     tree = _assignments(
         identity_server, **{"scope.project.id": project["id"]}, include_subtree="true"
@@ -229,18 +232,20 @@ def test_project_inheritance_reaches_the_subtree(identity_server, world):
     assert [(a["group"]["id"], a["scope"]["OS-INHERIT:inherited_to"]) for a in tree] == [
         (group["id"], "projects")
     ]
-    ok(call(identity_server, "DELETE", path), 204)
+    expect(request(identity_server, "DELETE", path), 204)
     assert validate(identity_server, token).status_code == 404
 
 
 def test_domain_and_system_grants(openstack_cli, identity_server, unique):
-    domain = make_domain(identity_server, f"dsg-{unique}")
-    user = make_user(identity_server, f"dsg-{unique}", PASSWORD)
+    domain = create_domain(identity_server, f"dsg-{unique}")
+    user = create_user(identity_server, f"dsg-{unique}", PASSWORD)
     openstack_cli("role", "add", "--user", user["id"], "--domain", domain["id"], "reader")
-    _, body = issue(identity_server, user["name"], PASSWORD, {"domain": {"id": domain["id"]}})
+    _, body = issue_token(identity_server, user["name"], PASSWORD, {"domain": {"id": domain["id"]}})
     assert body["domain"]["id"] == domain["id"]
     assert role_names(body) == {"reader"}
-    roles = ok(call(identity_server, "GET", f"/domains/{domain['id']}/users/{user['id']}/roles"))
+    roles = expect(
+        request(identity_server, "GET", f"/domains/{domain['id']}/users/{user['id']}/roles")
+    )
     assert [r["name"] for r in roles["roles"]] == ["reader"]
 
     openstack_cli("role", "add", "--user", user["id"], "--system", "all", "reader")
@@ -254,15 +259,15 @@ def test_domain_and_system_grants(openstack_cli, identity_server, unique):
     assert raw[0]["links"]["assignment"].endswith(
         f"/v3/system/users/{user['id']}/roles/{role_id(identity_server, 'reader')}"
     )
-    token, body = issue(identity_server, user["name"], PASSWORD, {"system": {"all": True}})
+    token, body = issue_token(identity_server, user["name"], PASSWORD, {"system": {"all": True}})
     assert role_names(body) == {"reader"}
     # A user may list their own system roles.
-    own = ok(call(identity_server, "GET", f"/system/users/{user['id']}/roles", token=token))
+    own = expect(request(identity_server, "GET", f"/system/users/{user['id']}/roles", token=token))
     assert [r["name"] for r in own["roles"]] == ["reader"]
     openstack_cli("role", "remove", "--user", user["id"], "--system", "all", "reader")
     assert validate(identity_server, token).status_code == 404
     assert_error(
-        call(
+        request(
             identity_server,
             "GET",
             f"/system/users/{user['id']}/roles/{role_id(identity_server, 'reader')}",
@@ -303,32 +308,34 @@ def test_grant_errors(identity_server, world, unique):
         f"/system/users/{missing}/roles/{member}",
         f"/OS-INHERIT/domains/{missing}/groups/{group['id']}/roles/{member}/inherited_to_projects",
     ):
-        error = assert_error(call(identity_server, "PUT", path), 404)
+        error = assert_error(request(identity_server, "PUT", path), 404)
         assert missing in error["message"]
-    assert_error(call(identity_server, "GET", f"/projects/{missing}/users/{user['id']}/roles"), 404)
+    assert_error(
+        request(identity_server, "GET", f"/projects/{missing}/users/{user['id']}/roles"), 404
+    )
     # Checking or revoking a grant that does not exist.
     item = f"/projects/{project['id']}/users/{user['id']}/roles/{member}"
-    assert_error(call(identity_server, "GET", item), 404)
-    assert call(identity_server, "HEAD", item).status_code == 404
-    assert_error(call(identity_server, "DELETE", item), 404)
+    assert_error(request(identity_server, "GET", item), 404)
+    assert request(identity_server, "HEAD", item).status_code == 404
+    assert_error(request(identity_server, "DELETE", item), 404)
     # Domain-specific roles: never on the system, only on their own domain's projects.
-    domain = make_domain(identity_server, f"ge-{unique}")
-    local = make_role(identity_server, f"ge-{unique}", domain["id"])
+    domain = create_domain(identity_server, f"ge-{unique}")
+    local = create_role(identity_server, f"ge-{unique}", domain["id"])
     assert_error(
-        call(identity_server, "PUT", f"/system/users/{user['id']}/roles/{local['id']}"), 400
+        request(identity_server, "PUT", f"/system/users/{user['id']}/roles/{local['id']}"), 400
     )
     assert_error(
-        call(
+        request(
             identity_server,
             "PUT",
             f"/projects/{project['id']}/users/{user['id']}/roles/{local['id']}",
         ),
         403,
     )
-    in_domain = make_project(identity_server, f"ge-{unique}", domain_id=domain["id"])
+    in_domain = create_project(identity_server, f"ge-{unique}", domain_id=domain["id"])
     grant(identity_server, f"/projects/{in_domain['id']}/users/{user['id']}/roles/{local['id']}")
     # Unknown methods answer 405 in the same error shape.
-    assert_error(call(identity_server, "POST", item), 405)
+    assert_error(request(identity_server, "POST", item), 405)
 
 
 def test_role_assignment_filters_are_checked(identity_server, world):
@@ -344,9 +351,9 @@ def test_role_assignment_filters_are_checked(identity_server, world):
         {"include_subtree": "true"},
         {"effective": "maybe"},
     ):  # fmt: skip
-        assert_error(call(identity_server, "GET", "/role_assignments", params=params), 400)
+        assert_error(request(identity_server, "GET", "/role_assignments", params=params), 400)
     assert_error(
-        call(
+        request(
             identity_server,
             "GET",
             "/role_assignments",
@@ -382,17 +389,18 @@ def test_non_admin_is_forbidden(identity_server, world):
         identity_server,
         f"/projects/{project['id']}/users/{user['id']}/roles/{role_id(identity_server, 'member')}",
     )
-    token, _ = issue(identity_server, user["name"], PASSWORD, _scope(project))
+    token, _ = issue_token(identity_server, user["name"], PASSWORD, project_scope(project["id"]))
     admin = role_id(identity_server, "admin")
     own = f"/projects/{project['id']}/users/{user['id']}/roles/{admin}"
-    assert_error(call(identity_server, "PUT", own, token=token), 403)
+    assert_error(request(identity_server, "PUT", own, token=token), 403)
     assert_error(
-        call(identity_server, "PUT", f"/system/users/{user['id']}/roles/{admin}", token=token), 403
+        request(identity_server, "PUT", f"/system/users/{user['id']}/roles/{admin}", token=token),
+        403,
     )
-    assert_error(call(identity_server, "GET", "/role_assignments", token=token), 403)
+    assert_error(request(identity_server, "GET", "/role_assignments", token=token), 403)
     # Not even whether something exists.
     assert_error(
-        call(
+        request(
             identity_server,
             "PUT",
             f"/projects/{'0' * 32}/users/{user['id']}/roles/{admin}",
@@ -403,28 +411,30 @@ def test_non_admin_is_forbidden(identity_server, world):
 
 
 def test_domain_admin_manages_only_their_domain(identity_server, unique):
-    domain = make_domain(identity_server, f"da-{unique}")
-    boss = make_user(identity_server, f"da-boss-{unique}", PASSWORD, domain["id"])
+    domain = create_domain(identity_server, f"da-{unique}")
+    boss = create_user(identity_server, f"da-boss-{unique}", PASSWORD, domain["id"])
     grant(
         identity_server,
         f"/domains/{domain['id']}/users/{boss['id']}/roles/{role_id(identity_server, 'admin')}",
     )
-    token, _ = issue(
+    token, _ = issue_token(
         identity_server, boss["name"], PASSWORD, {"domain": {"id": domain["id"]}}, domain["id"]
     )
-    project = make_project(identity_server, f"da-{unique}", domain_id=domain["id"])
-    worker = make_user(identity_server, f"da-worker-{unique}", PASSWORD, domain["id"])
-    outsider = make_user(identity_server, f"da-outsider-{unique}", PASSWORD)
+    project = create_project(identity_server, f"da-{unique}", domain_id=domain["id"])
+    worker = create_user(identity_server, f"da-worker-{unique}", PASSWORD, domain["id"])
+    outsider = create_user(identity_server, f"da-outsider-{unique}", PASSWORD)
     member = role_id(identity_server, "member")
     grant(identity_server, f"/projects/{project['id']}/users/{worker['id']}/roles/{member}", token)
-    listed = ok(call(identity_server, "GET", "/role_assignments", token=token))["role_assignments"]
+    listed = expect(request(identity_server, "GET", "/role_assignments", token=token))[
+        "role_assignments"
+    ]
     assert {(a["user"]["id"], a["scope"].get("project", {}).get("id")) for a in listed} == {
         (worker["id"], project["id"]),
         (boss["id"], None),
     }
     # Not for a user of another domain, nor on another domain's project.
     assert_error(
-        call(
+        request(
             identity_server,
             "PUT",
             f"/projects/{project['id']}/users/{outsider['id']}/roles/{member}",
@@ -432,11 +442,11 @@ def test_domain_admin_manages_only_their_domain(identity_server, unique):
         ),
         403,
     )
-    admin_project = ok(call(identity_server, "GET", "/projects", params={"name": "admin"}))[
+    admin_project = expect(request(identity_server, "GET", "/projects", params={"name": "admin"}))[
         "projects"
     ][0]
     assert_error(
-        call(
+        request(
             identity_server,
             "PUT",
             f"/projects/{admin_project['id']}/users/{worker['id']}/roles/{member}",
@@ -450,10 +460,10 @@ def test_concurrent_identical_grants_all_succeed(identity_server, world):
     user, group, project = world["user"], world["group"], world["project"]
     reader = role_id(identity_server, "reader")
     paths = [f"/projects/{project['id']}/users/{user['id']}/roles/{reader}"] * 8
-    joiner = make_user(identity_server, f"{user['name']}-x")
+    joiner = create_user(identity_server, f"{user['name']}-x")
     paths += [f"/groups/{group['id']}/users/{joiner['id']}"] * 8
     with ThreadPoolExecutor(16) as pool:
-        statuses = list(pool.map(lambda p: call(identity_server, "PUT", p).status_code, paths))
+        statuses = list(pool.map(lambda p: request(identity_server, "PUT", p).status_code, paths))
     assert statuses == [204] * 16
     listed = _assignments(identity_server, **{"user.id": user["id"]})
     assert len(listed) == 1

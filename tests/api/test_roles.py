@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.rbac_helpers import (
+from tests.api.helpers import (
     admin_token,
     assert_error,
-    call,
+    auth_headers,
+    create_domain,
+    create_project,
+    create_role,
+    create_user,
+    expect,
     grant,
-    issue,
-    make_domain,
-    make_project,
-    make_role,
-    make_user,
-    ok,
+    issue_token,
+    password_auth,
+    post_token,
+    project_scope,
+    request,
     role_id,
     role_names,
     validate,
@@ -39,7 +43,7 @@ def test_role_lifecycle_with_the_cli(openstack_cli, unique):
 
 
 def test_domain_specific_roles(openstack_cli, identity_server, unique):
-    domain = make_domain(identity_server, f"dom-{unique}")
+    domain = create_domain(identity_server, f"dom-{unique}")
     name = f"dom-role-{unique}"
     created = openstack_cli("role", "create", "--domain", domain["id"], name, "-f", "json")
     assert created["domain_id"] == domain["id"]
@@ -48,16 +52,16 @@ def test_domain_specific_roles(openstack_cli, identity_server, unique):
     in_domain = openstack_cli("role", "list", "--domain", domain["id"], "-f", "json")
     assert [r["Name"] for r in in_domain] == [name]
     # The same name may exist globally and in another domain, not twice in one domain.
-    make_role(identity_server, name)
-    other = make_domain(identity_server, f"dom2-{unique}")
-    make_role(identity_server, name, other["id"])
-    duplicate = call(
+    create_role(identity_server, name)
+    other = create_domain(identity_server, f"dom2-{unique}")
+    create_role(identity_server, name, other["id"])
+    duplicate = request(
         identity_server, "POST", "/roles", json={"role": {"name": name, "domain_id": domain["id"]}}
     )
     assert_error(duplicate, 409)
     # Its domain cannot change.
     assert_error(
-        call(
+        request(
             identity_server,
             "PATCH",
             f"/roles/{created['id']}",
@@ -67,7 +71,9 @@ def test_domain_specific_roles(openstack_cli, identity_server, unique):
     )
     openstack_cli("role", "delete", "--domain", domain["id"], name)
     assert (
-        ok(call(identity_server, "GET", "/roles", params={"domain_id": domain["id"]}))["roles"]
+        expect(request(identity_server, "GET", "/roles", params={"domain_id": domain["id"]}))[
+            "roles"
+        ]
         == []
     )
 
@@ -85,47 +91,51 @@ def test_role_with_the_sdk(admin_conn, unique):
 
 
 def test_role_shape_and_filters(identity_server, unique):
-    role = make_role(identity_server, f"Shape-{unique}")
+    role = create_role(identity_server, f"Shape-{unique}")
     assert set(role) >= {"id", "name", "domain_id", "description", "options", "links"}
     assert role["options"] == {}
     assert role["links"]["self"].endswith(f"/v3/roles/{role['id']}")
-    fuzzy = ok(
-        call(identity_server, "GET", "/roles", params={"name__icontains": f"shape-{unique}"})
+    fuzzy = expect(
+        request(identity_server, "GET", "/roles", params={"name__icontains": f"shape-{unique}"})
     )
     assert [r["id"] for r in fuzzy["roles"]] == [role["id"]]
 
 
 def test_role_bad_input(identity_server, unique):
     missing = "0" * 32
-    assert_error(call(identity_server, "GET", f"/roles/{missing}"), 404)
-    assert_error(call(identity_server, "DELETE", f"/roles/{missing}"), 404)
+    assert_error(request(identity_server, "GET", f"/roles/{missing}"), 404)
+    assert_error(request(identity_server, "DELETE", f"/roles/{missing}"), 404)
     assert_error(
-        call(identity_server, "PATCH", f"/roles/{missing}", json={"role": {"name": "x"}}), 404
+        request(identity_server, "PATCH", f"/roles/{missing}", json={"role": {"name": "x"}}), 404
     )
-    assert_error(call(identity_server, "POST", "/roles", json={"role": {}}), 400)
-    assert_error(call(identity_server, "POST", "/roles", json={"role": {"name": ""}}), 400)
-    assert_error(call(identity_server, "POST", "/roles", json={"role": {"name": "  "}}), 400)
-    assert_error(call(identity_server, "POST", "/roles", json=["role"]), 400)
+    assert_error(request(identity_server, "POST", "/roles", json={"role": {}}), 400)
+    assert_error(request(identity_server, "POST", "/roles", json={"role": {"name": ""}}), 400)
+    assert_error(request(identity_server, "POST", "/roles", json={"role": {"name": "  "}}), 400)
+    assert_error(request(identity_server, "POST", "/roles", json=["role"]), 400)
     assert_error(
-        call(identity_server, "POST", "/roles", json={"role": {"name": "x", "options": {"y": 1}}}),
+        request(
+            identity_server, "POST", "/roles", json={"role": {"name": "x", "options": {"y": 1}}}
+        ),
         400,
     )
     assert_error(
-        call(identity_server, "POST", "/roles", json={"role": {"name": "x", "domain_id": missing}}),
+        request(
+            identity_server, "POST", "/roles", json={"role": {"name": "x", "domain_id": missing}}
+        ),
         404,
     )
     response = httpx.post(
         f"{identity_server.auth_url}/roles",
         content=b"{not json",
-        headers={"X-Auth-Token": admin_token(identity_server), "Content-Type": "application/json"},
+        headers={**auth_headers(admin_token(identity_server)), "Content-Type": "application/json"},
     )
     assert_error(response, 400)
-    assert_error(call(identity_server, "POST", "/roles", json={"role": {"name": "admin"}}), 409)
+    assert_error(request(identity_server, "POST", "/roles", json={"role": {"name": "admin"}}), 409)
 
 
 def test_immutable_roles(identity_server, unique):
-    role = ok(
-        call(
+    role = expect(
+        request(
             identity_server,
             "POST",
             "/roles",
@@ -134,36 +144,36 @@ def test_immutable_roles(identity_server, unique):
         201,
     )["role"]
     assert role["options"] == {"immutable": True}
-    assert_error(call(identity_server, "DELETE", f"/roles/{role['id']}"), 403)
+    assert_error(request(identity_server, "DELETE", f"/roles/{role['id']}"), 403)
     rename = {"role": {"name": f"fixed2-{unique}"}}
-    assert_error(call(identity_server, "PATCH", f"/roles/{role['id']}", json=rename), 403)
+    assert_error(request(identity_server, "PATCH", f"/roles/{role['id']}", json=rename), 403)
     cleared = {"role": {"options": {"immutable": False}}}
-    assert ok(call(identity_server, "PATCH", f"/roles/{role['id']}", json=cleared))["role"][
+    assert expect(request(identity_server, "PATCH", f"/roles/{role['id']}", json=cleared))["role"][
         "options"
     ] == {"immutable": False}
-    ok(call(identity_server, "DELETE", f"/roles/{role['id']}"), 204)
+    expect(request(identity_server, "DELETE", f"/roles/{role['id']}"), 204)
 
 
 def test_non_admin_cannot_manage_roles(identity_server, unique):
-    project = make_project(identity_server, f"ro-{unique}")
-    user = make_user(identity_server, f"ro-{unique}", "pw-ro-1")
+    project = create_project(identity_server, f"ro-{unique}")
+    user = create_user(identity_server, f"ro-{unique}", "pw-ro-1")
     grant(
         identity_server,
         f"/projects/{project['id']}/users/{user['id']}/roles/{role_id(identity_server, 'reader')}",
     )
-    token, _ = issue(identity_server, user["name"], "pw-ro-1", {"project": {"id": project["id"]}})
+    token, _ = issue_token(identity_server, user["name"], "pw-ro-1", project_scope(project["id"]))
     assert_error(
-        call(identity_server, "POST", "/roles", token=token, json={"role": {"name": unique}}), 403
+        request(identity_server, "POST", "/roles", token=token, json={"role": {"name": unique}}),
+        403,
     )
     member = role_id(identity_server, "member")
-    assert_error(call(identity_server, "DELETE", f"/roles/{member}", token=token), 403)
+    assert_error(request(identity_server, "DELETE", f"/roles/{member}", token=token), 403)
     # A reader may read the roles, but not the inference rules.
-    assert ok(call(identity_server, "GET", f"/roles/{member}", token=token))["role"]["name"] == (
-        "member"
-    )
-    assert_error(call(identity_server, "GET", "/role_inferences", token=token), 403)
+    shown = expect(request(identity_server, "GET", f"/roles/{member}", token=token))
+    assert shown["role"]["name"] == "member"
+    assert_error(request(identity_server, "GET", "/role_inferences", token=token), 403)
     assert_error(
-        call(identity_server, "PUT", f"/roles/{member}/implies/{member}", token=token), 403
+        request(identity_server, "PUT", f"/roles/{member}/implies/{member}", token=token), 403
     )
 
 
@@ -175,133 +185,129 @@ def test_standard_roles_imply_each_other(openstack_cli, identity_server):
     pairs = {(r["Prior Role Name"], r["Implied Role Name"]) for r in listed}
     assert {("admin", "member"), ("member", "reader")} <= pairs
     admin = role_id(identity_server, "admin")
-    body = ok(call(identity_server, "GET", f"/roles/{admin}/implies"))
+    body = expect(request(identity_server, "GET", f"/roles/{admin}/implies"))
     assert body["role_inference"]["prior_role"]["name"] == "admin"
     assert [r["name"] for r in body["role_inference"]["implies"]] == ["member"]
     assert body["links"]["self"].endswith(f"/v3/roles/{admin}/implies")
 
 
 def test_implied_role_lifecycle(openstack_cli, identity_server, unique):
-    prior = make_role(identity_server, f"prior-{unique}")
-    implied = make_role(identity_server, f"implied-{unique}")
+    prior = create_role(identity_server, f"prior-{unique}")
+    implied = create_role(identity_server, f"implied-{unique}")
     created = openstack_cli(
         "implied", "role", "create", prior["name"], "--implied-role", implied["name"], "-f", "json"
     )
     assert created == {"implies": implied["id"], "prior_role": prior["id"]}
     path = f"/roles/{prior['id']}/implies/{implied['id']}"
-    shown = ok(call(identity_server, "GET", path))
+    shown = expect(request(identity_server, "GET", path))
     assert shown["role_inference"]["prior_role"]["id"] == prior["id"]
     assert shown["role_inference"]["implies"]["id"] == implied["id"]
     assert shown["role_inference"]["implies"]["links"]["self"].endswith(
         f"/v3/roles/{implied['id']}"
     )
     assert shown["links"]["self"].endswith(f"/v3{path}")
-    assert call(identity_server, "HEAD", path).status_code == 204
-    inferences = ok(call(identity_server, "GET", "/role_inferences"))["role_inferences"]
+    assert request(identity_server, "HEAD", path).status_code == 204
+    inferences = expect(request(identity_server, "GET", "/role_inferences"))["role_inferences"]
     mine = [i for i in inferences if i["prior_role"]["id"] == prior["id"]]
     assert [[r["id"] for r in i["implies"]] for i in mine] == [[implied["id"]]]
-    assert_error(call(identity_server, "PUT", path), 409)
+    assert_error(request(identity_server, "PUT", path), 409)
 
     openstack_cli("implied", "role", "delete", prior["name"], "--implied-role", implied["name"])
-    assert_error(call(identity_server, "GET", path), 404)
-    assert call(identity_server, "HEAD", path).status_code == 404
-    assert_error(call(identity_server, "DELETE", path), 404)
+    assert_error(request(identity_server, "GET", path), 404)
+    assert request(identity_server, "HEAD", path).status_code == 404
+    assert_error(request(identity_server, "DELETE", path), 404)
 
 
 def test_implied_role_rules_follow_keystone(identity_server, unique):
-    a = make_role(identity_server, f"a-{unique}")
-    b = make_role(identity_server, f"b-{unique}")
-    c = make_role(identity_server, f"c-{unique}")
-    ok(call(identity_server, "PUT", f"/roles/{a['id']}/implies/{b['id']}"), 201)
-    ok(call(identity_server, "PUT", f"/roles/{b['id']}/implies/{c['id']}"), 201)
+    a = create_role(identity_server, f"a-{unique}")
+    b = create_role(identity_server, f"b-{unique}")
+    c = create_role(identity_server, f"c-{unique}")
+    expect(request(identity_server, "PUT", f"/roles/{a['id']}/implies/{b['id']}"), 201)
+    expect(request(identity_server, "PUT", f"/roles/{b['id']}/implies/{c['id']}"), 201)
     # A cycle, direct or through others, is refused.
-    assert_error(call(identity_server, "PUT", f"/roles/{c['id']}/implies/{a['id']}"), 403)
-    assert_error(call(identity_server, "PUT", f"/roles/{a['id']}/implies/{a['id']}"), 403)
+    assert_error(request(identity_server, "PUT", f"/roles/{c['id']}/implies/{a['id']}"), 403)
+    assert_error(request(identity_server, "PUT", f"/roles/{a['id']}/implies/{a['id']}"), 403)
     # Nothing may imply admin.
     admin = role_id(identity_server, "admin")
-    assert_error(call(identity_server, "PUT", f"/roles/{a['id']}/implies/{admin}"), 403)
+    assert_error(request(identity_server, "PUT", f"/roles/{a['id']}/implies/{admin}"), 403)
     # A global role may not imply a domain-specific one; the reverse is the point of them.
-    domain = make_domain(identity_server, f"imp-{unique}")
-    local = make_role(identity_server, f"local-{unique}", domain["id"])
-    assert_error(call(identity_server, "PUT", f"/roles/{a['id']}/implies/{local['id']}"), 403)
-    ok(call(identity_server, "PUT", f"/roles/{local['id']}/implies/{a['id']}"), 201)
+    domain = create_domain(identity_server, f"imp-{unique}")
+    local = create_role(identity_server, f"local-{unique}", domain["id"])
+    assert_error(request(identity_server, "PUT", f"/roles/{a['id']}/implies/{local['id']}"), 403)
+    expect(request(identity_server, "PUT", f"/roles/{local['id']}/implies/{a['id']}"), 201)
     missing = "0" * 32
-    assert_error(call(identity_server, "PUT", f"/roles/{missing}/implies/{a['id']}"), 404)
-    assert_error(call(identity_server, "PUT", f"/roles/{a['id']}/implies/{missing}"), 404)
-    assert_error(call(identity_server, "GET", f"/roles/{missing}/implies"), 404)
+    assert_error(request(identity_server, "PUT", f"/roles/{missing}/implies/{a['id']}"), 404)
+    assert_error(request(identity_server, "PUT", f"/roles/{a['id']}/implies/{missing}"), 404)
+    assert_error(request(identity_server, "GET", f"/roles/{missing}/implies"), 404)
     # Deleting a role removes its rules on both sides.
-    ok(call(identity_server, "DELETE", f"/roles/{b['id']}"), 204)
+    expect(request(identity_server, "DELETE", f"/roles/{b['id']}"), 204)
     assert (
-        ok(call(identity_server, "GET", f"/roles/{a['id']}/implies"))["role_inference"]["implies"]
+        expect(request(identity_server, "GET", f"/roles/{a['id']}/implies"))["role_inference"][
+            "implies"
+        ]
         == []
     )
 
 
 def test_implied_roles_reach_tokens(identity_server, unique):
-    prior = make_role(identity_server, f"operator-{unique}")
-    ok(
-        call(
+    prior = create_role(identity_server, f"operator-{unique}")
+    expect(
+        request(
             identity_server,
             "PUT",
             f"/roles/{prior['id']}/implies/{role_id(identity_server, 'member')}",
         ),
         201,
     )
-    project = make_project(identity_server, f"imp-{unique}")
-    user = make_user(identity_server, f"imp-{unique}", "pw-imp-1")
+    project = create_project(identity_server, f"imp-{unique}")
+    user = create_user(identity_server, f"imp-{unique}", "pw-imp-1")
     grant(identity_server, f"/projects/{project['id']}/users/{user['id']}/roles/{prior['id']}")
-    _, body = issue(identity_server, user["name"], "pw-imp-1", {"project": {"id": project["id"]}})
+    _, body = issue_token(identity_server, user["name"], "pw-imp-1", project_scope(project["id"]))
     assert role_names(body) == {prior["name"], "member", "reader"}
 
 
 def test_domain_specific_roles_only_imply(identity_server, unique):
-    domain = make_domain(identity_server, f"dsr-{unique}")
-    local = make_role(identity_server, f"local-{unique}", domain["id"])
-    project = make_project(identity_server, f"dsr-{unique}", domain_id=domain["id"])
-    user = make_user(identity_server, f"dsr-{unique}", "pw-dsr-1")
+    domain = create_domain(identity_server, f"dsr-{unique}")
+    local = create_role(identity_server, f"local-{unique}", domain["id"])
+    project = create_project(identity_server, f"dsr-{unique}", domain_id=domain["id"])
+    user = create_user(identity_server, f"dsr-{unique}", "pw-dsr-1")
     grant(identity_server, f"/projects/{project['id']}/users/{user['id']}/roles/{local['id']}")
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {"user": {"id": user["id"], "password": "pw-dsr-1"}},
-            },
-            "scope": {"project": {"id": project["id"]}},
-        }
-    }
+    body = password_auth(user["id"], "pw-dsr-1", project_scope(project["id"]), by_id=True)
     # On its own a domain-specific role puts nothing in a token.
-    assert httpx.post(f"{identity_server.auth_url}/auth/tokens", json=body).status_code == 401
-    ok(
-        call(
+    assert post_token(identity_server, body).status_code == 401
+    expect(
+        request(
             identity_server,
             "PUT",
             f"/roles/{local['id']}/implies/{role_id(identity_server, 'member')}",
         ),
         201,
     )
-    _, token = issue(identity_server, user["name"], "pw-dsr-1", {"project": {"id": project["id"]}})
+    _, token = issue_token(identity_server, user["name"], "pw-dsr-1", project_scope(project["id"]))
     assert role_names(token) == {"member", "reader"}
 
 
 def test_deleting_a_role_removes_assignments_and_revokes_tokens(
     openstack_cli, identity_server, unique
 ):
-    role = make_role(identity_server, f"temp-{unique}")
-    project = make_project(identity_server, f"temp-{unique}")
-    user = make_user(identity_server, f"temp-{unique}", "pw-temp-1")
+    role = create_role(identity_server, f"temp-{unique}")
+    project = create_project(identity_server, f"temp-{unique}")
+    user = create_user(identity_server, f"temp-{unique}", "pw-temp-1")
     grant(identity_server, f"/projects/{project['id']}/users/{user['id']}/roles/{role['id']}")
     grant(
         identity_server,
         f"/projects/{project['id']}/users/{user['id']}/roles/{role_id(identity_server, 'reader')}",
     )
-    token, body = issue(
-        identity_server, user["name"], "pw-temp-1", {"project": {"id": project["id"]}}
+    token, body = issue_token(
+        identity_server, user["name"], "pw-temp-1", project_scope(project["id"])
     )
     assert role["name"] in role_names(body)
 
     openstack_cli("role", "delete", role["id"])
     assert validate(identity_server, token).status_code == 404
-    listed = ok(call(identity_server, "GET", "/role_assignments", params={"role.id": role["id"]}))
+    listed = expect(
+        request(identity_server, "GET", "/role_assignments", params={"role.id": role["id"]})
+    )
     assert listed["role_assignments"] == []
-    _, fresh = issue(identity_server, user["name"], "pw-temp-1", {"project": {"id": project["id"]}})
+    _, fresh = issue_token(identity_server, user["name"], "pw-temp-1", project_scope(project["id"]))
     assert role_names(fresh) == {"reader"}

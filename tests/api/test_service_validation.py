@@ -10,42 +10,13 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 import webob
 import webob.dec
 
 from stratus.common import errors
 from stratus.common.auth import RemoteValidator, RequestContext, ServiceCredentials
-
-
-def token_for(server, username="admin", password=None, project="admin"):
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": username,
-                        "domain": {"id": "default"},
-                        "password": password or server.admin_password,
-                    }
-                },
-            },
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}},
-        }
-    }
-    response = httpx.post(f"{server.auth_url}/auth/tokens", json=body)
-    assert response.status_code == 201, response.text
-    return response.headers["X-Subject-Token"]
-
-
-def revoke(server, token):
-    admin = token_for(server)
-    response = httpx.delete(
-        f"{server.auth_url}/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": token}
-    )
-    assert response.status_code == 204
+from tests.api.helpers import admin_token, revoke_token
 
 
 @pytest.fixture
@@ -78,7 +49,7 @@ def protected_app(identity_server):
 
 def test_keystonemiddleware_accepts_a_stratus_token(identity_server, protected_app):
     app, seen = protected_app
-    token = token_for(identity_server)
+    token = admin_token(identity_server)
     response = webob.Request.blank("/", headers={"X-Auth-Token": token}).get_response(app)
     assert response.status_int == 200
     assert seen["X-Identity-Status"] == "Confirmed"
@@ -93,12 +64,12 @@ def test_keystonemiddleware_refuses_bad_and_revoked_tokens(identity_server, prot
     bad = webob.Request.blank("/", headers={"X-Auth-Token": "nonsense"}).get_response(app)
     assert bad.status_int == 401
     assert "Keystone uri" in bad.headers.get("WWW-Authenticate", "")
-    token = token_for(identity_server)
+    token = admin_token(identity_server)
     assert (
         webob.Request.blank("/", headers={"X-Auth-Token": token}).get_response(app).status_int
         == 200
     )
-    revoke(identity_server, token)
+    revoke_token(identity_server, token)
     time.sleep(1.2)  # token_cache_time = 1 s
     assert (
         webob.Request.blank("/", headers={"X-Auth-Token": token}).get_response(app).status_int
@@ -113,11 +84,11 @@ def test_remote_validator_caches_and_then_sees_revocation(identity_server):
         ),
         cache_ttl=0.5,
     )
-    token = token_for(identity_server)
+    token = admin_token(identity_server)
     context = RequestContext.from_token(validator.validate(token))
     assert context.project_name == "admin"
     assert "admin" in context.roles and context.is_admin_project
-    revoke(identity_server, token)
+    revoke_token(identity_server, token)
     # Served from the cache for at most cache_ttl ...
     assert validator.validate(token)
     time.sleep(0.6)
@@ -132,4 +103,4 @@ def test_remote_validator_with_wrong_service_credentials(identity_server):
         ServiceCredentials(identity_server.url, "admin", "wrong-password", project_name="admin")
     )
     with pytest.raises(errors.ServiceUnavailable):
-        validator.validate(token_for(identity_server))
+        validator.validate(admin_token(identity_server))

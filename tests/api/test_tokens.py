@@ -5,30 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-
-def password_auth(server, username="admin", password=None, scope=None):
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": username,
-                        "domain": {"id": "default"},
-                        "password": password or server.admin_password,
-                    }
-                },
-            }
-        }
-    }
-    if scope is not None:
-        body["auth"]["scope"] = scope
-    return body
-
-
-def issue(server, **kwargs):
-    response = httpx.post(f"{server.auth_url}/auth/tokens", json=password_auth(server, **kwargs))
-    return response
+from tests.api.helpers import ADMIN_SCOPE, authenticate, password_auth, post_token, token_auth
 
 
 def test_cli_issues_a_project_token(openstack_cli):
@@ -39,9 +16,8 @@ def test_cli_issues_a_project_token(openstack_cli):
 
 
 def test_token_in_header_and_body(identity_server):
-    response = issue(
-        identity_server, scope={"project": {"name": "admin", "domain": {"name": "Default"}}}
-    )
+    scope = {"project": {"name": "admin", "domain": {"name": "Default"}}}
+    response = authenticate(identity_server, "admin", identity_server.admin_password, scope)
     assert response.status_code == 201
     assert response.headers["X-Subject-Token"]
     assert response.headers["x-openstack-request-id"].startswith("req-")
@@ -53,21 +29,23 @@ def test_token_in_header_and_body(identity_server):
 
 
 def test_unscoped_system_and_domain_scopes(identity_server):
-    unscoped = issue(identity_server, scope="unscoped")
+    password = identity_server.admin_password
+    unscoped = authenticate(identity_server, "admin", password, "unscoped")
     assert unscoped.status_code == 201
     body = unscoped.json()["token"]
     assert "project" not in body and "roles" not in body
-    system = issue(identity_server, scope={"system": {"all": True}})
+    system = authenticate(identity_server, "admin", password, {"system": {"all": True}})
     assert system.status_code == 201
     assert system.json()["token"]["system"] == {"all": True}
-    domain = issue(identity_server, scope={"domain": {"id": "default"}})
+    domain = authenticate(identity_server, "admin", password, {"domain": {"id": "default"}})
     # The bootstrap admin has no role on the domain itself.
     assert domain.status_code == 401
 
 
 def test_validate_check_and_revoke(identity_server):
-    admin = issue(identity_server).headers["X-Subject-Token"]
-    subject = issue(identity_server).headers["X-Subject-Token"]
+    password = identity_server.admin_password
+    admin = authenticate(identity_server, "admin", password).headers["X-Subject-Token"]
+    subject = authenticate(identity_server, "admin", password).headers["X-Subject-Token"]
     headers = {"X-Auth-Token": admin, "X-Subject-Token": subject}
     url = f"{identity_server.auth_url}/auth/tokens"
     got = httpx.get(url, headers=headers)
@@ -88,15 +66,10 @@ def test_validate_check_and_revoke(identity_server):
 
 
 def test_rescope_with_token_method_keeps_expiry(identity_server):
-    first = issue(identity_server, scope="unscoped")
+    password = identity_server.admin_password
+    first = authenticate(identity_server, "admin", password, "unscoped")
     token = first.headers["X-Subject-Token"]
-    body = {
-        "auth": {
-            "identity": {"methods": ["token"], "token": {"id": token}},
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-        }
-    }
-    second = httpx.post(f"{identity_server.auth_url}/auth/tokens", json=body)
+    second = post_token(identity_server, token_auth(token, ADMIN_SCOPE))
     assert second.status_code == 201
     rescoped = second.json()["token"]
     assert rescoped["expires_at"] == first.json()["token"]["expires_at"]
@@ -113,9 +86,9 @@ def test_rescope_with_token_method_keeps_expiry(identity_server):
     ],
 )
 def test_bad_credentials_get_401(identity_server, mutate):
-    body = password_auth(identity_server)
+    body = password_auth("admin", identity_server.admin_password)
     mutate(body)
-    response = httpx.post(f"{identity_server.auth_url}/auth/tokens", json=body)
+    response = post_token(identity_server, body)
     assert response.status_code == 401
     error = response.json()["error"]
     assert error["code"] == 401 and error["title"] == "Unauthorized"
@@ -134,7 +107,8 @@ def test_sdk_session_and_catalog(admin_conn):
 
 
 def test_the_callers_own_view(identity_server):
-    token = issue(identity_server).headers["X-Subject-Token"]
+    password = identity_server.admin_password
+    token = authenticate(identity_server, "admin", password).headers["X-Subject-Token"]
     headers = {"X-Auth-Token": token}
     base = identity_server.auth_url
     catalog = httpx.get(f"{base}/auth/catalog", headers=headers).json()["catalog"]
@@ -143,9 +117,9 @@ def test_the_callers_own_view(identity_server):
     assert "admin" in {p["name"] for p in projects}
     assert httpx.get(f"{base}/auth/domains", headers=headers).json()["domains"] == []
     assert httpx.get(f"{base}/auth/system", headers=headers).json()["system"] == [{"all": True}]
-    unscoped = issue(identity_server, scope="unscoped").headers["X-Subject-Token"]
-    assert httpx.get(f"{base}/auth/catalog",
-                     headers={"X-Auth-Token": unscoped}).status_code == 403
+    unscoped = authenticate(identity_server, "admin", password, "unscoped")
+    headers = {"X-Auth-Token": unscoped.headers["X-Subject-Token"]}
+    assert httpx.get(f"{base}/auth/catalog", headers=headers).status_code == 403
 
 
 def test_version_documents(identity_server):
@@ -154,6 +128,8 @@ def test_version_documents(identity_server):
     (version,) = root.json()["versions"]["values"]
     assert version["id"].startswith("v3.") and version["status"] == "stable"
     assert version["links"][0]["href"] == f"{identity_server.url}/v3/"
-    proxied = httpx.get(identity_server.url + "/v3", headers={
-        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "keystone.example.net"})
+    proxied = httpx.get(
+        identity_server.url + "/v3",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "keystone.example.net"},
+    )
     assert proxied.json()["version"]["links"][0]["href"] == "https://keystone.example.net/v3/"

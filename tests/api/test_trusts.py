@@ -14,19 +14,22 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.api.identity_helpers import (
+from tests.api.helpers import (
     admin_token,
+    application_credential_auth,
     assert_error,
+    auth_headers,
     create_project,
     create_user,
+    expect,
     grant,
-    headers,
-    issue,
-    password_body,
+    issue_token,
+    password_auth,
+    post_token,
     project_scope,
+    request,
     role_id,
-    token_for,
-    ungrant,
+    token_auth,
     validate,
 )
 from tests.conftest import run_cli
@@ -36,20 +39,20 @@ class Parties:
     """A trustor who is a member of a project, a trustee with no role, a bystander."""
 
     def __init__(self, server, unique):
-        token = admin_token(server)
         self.server = server
         self.password = "pw-" + unique
-        self.project = create_project(server, token, f"trusted-{unique}")
-        self.trustor = create_user(server, token, f"trustor-{unique}", self.password)
-        self.trustee = create_user(server, token, f"trustee-{unique}", self.password)
-        self.bystander = create_user(server, token, f"bystander-{unique}", self.password)
-        grant(server, self.trustor["id"], self.project["id"], "member")
-        grant(server, self.bystander["id"], self.project["id"], "member")
+        self.project = create_project(server, f"trusted-{unique}")
+        self.trustor = create_user(server, f"trustor-{unique}", self.password)
+        self.trustee = create_user(server, f"trustee-{unique}", self.password)
+        self.bystander = create_user(server, f"bystander-{unique}", self.password)
+        member = role_id(server, "member")
+        for user in (self.trustor, self.bystander):
+            grant(server, f"/projects/{self.project['id']}/users/{user['id']}/roles/{member}")
 
     def token(self, user, scope="project"):
         if scope == "project":
             scope = project_scope(self.project["id"])
-        return token_for(self.server, user["name"], self.password, scope)
+        return issue_token(self.server, user["name"], self.password, scope)[0]
 
     def url(self, suffix=""):
         return f"{self.server.auth_url}/OS-TRUST/trusts{suffix}"
@@ -65,7 +68,9 @@ class Parties:
         }
         body = {k: v for k, v in body.items() if v is not ...}
         return httpx.post(
-            self.url(), json={"trust": body}, headers=headers(token or self.token(self.trustor))
+            self.url(),
+            json={"trust": body},
+            headers=auth_headers(token or self.token(self.trustor)),
         )
 
     def trust(self, **fields):
@@ -75,9 +80,9 @@ class Parties:
 
     def trust_auth(self, trust_id, user=None):
         user = user or self.trustee
-        return issue(
+        return post_token(
             self.server,
-            password_body(user["name"], self.password, {"OS-TRUST:trust": {"id": trust_id}}),
+            password_auth(user["name"], self.password, {"OS-TRUST:trust": {"id": trust_id}}),
         )
 
     def cli_env(self, user, project=True):
@@ -147,19 +152,15 @@ def test_trust_token_without_impersonation_names_the_trustee(identity_server, pa
     # The token works against the API, as the trustee, on the trust's project.
     subject = response.headers["X-Subject-Token"]
     project = httpx.get(
-        f"{identity_server.auth_url}/projects/{parties.project['id']}", headers=headers(subject)
+        f"{identity_server.auth_url}/projects/{parties.project['id']}",
+        headers=auth_headers(subject),
     )
     assert project.status_code == 200
     # Nobody else can use the trust.
     assert_error(parties.trust_auth(trust["id"], user=parties.bystander), 403)
     # A trust-scoped token cannot be rescoped.
-    rescope = {
-        "auth": {
-            "identity": {"methods": ["token"], "token": {"id": subject}},
-            "scope": project_scope(parties.project["id"]),
-        }
-    }
-    assert_error(issue(identity_server, rescope), 403)
+    rescope = token_auth(subject, project_scope(parties.project["id"]))
+    assert_error(post_token(identity_server, rescope), 403)
 
 
 def test_response_shape(identity_server, parties):
@@ -189,7 +190,7 @@ def test_response_shape(identity_server, parties):
     assert role["id"] == member and role["name"] == "member"
     assert role["links"]["self"] == f"{identity_server.auth_url}/roles/{member}"
 
-    trustee = headers(parties.token(parties.trustee, scope="unscoped"))
+    trustee = auth_headers(parties.token(parties.trustee, scope="unscoped"))
     roles = httpx.get(parties.url(f"/{trust['id']}/roles"), headers=trustee)
     assert roles.status_code == 200
     assert [r["id"] for r in roles.json()["roles"]] == [member]
@@ -215,7 +216,7 @@ def test_response_shape(identity_server, parties):
 
 def test_remaining_uses_count_down(identity_server, parties):
     trust = parties.trust(remaining_uses=2)
-    trustor = headers(parties.token(parties.trustor))
+    trustor = auth_headers(parties.token(parties.trustor))
     first = parties.trust_auth(trust["id"])
     assert first.status_code == 201
     assert (
@@ -247,7 +248,7 @@ def test_expired_trust_is_refused(identity_server, parties):
     time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.5)
     assert_error(parties.trust_auth(trust["id"]), 401)
     assert validate(identity_server, issued.headers["X-Subject-Token"]).status_code == 404
-    trustor = headers(parties.token(parties.trustor))
+    trustor = auth_headers(parties.token(parties.trustor))
     assert_error(httpx.get(parties.url(f"/{trust['id']}"), headers=trustor), 404)
 
 
@@ -256,7 +257,9 @@ def test_trust_token_dies_when_the_trustor_loses_the_role(identity_server, parti
     issued = parties.trust_auth(trust["id"])
     subject = issued.headers["X-Subject-Token"]
     assert validate(identity_server, subject).status_code == 200
-    ungrant(identity_server, parties.trustor["id"], parties.project["id"], "member")
+    member = role_id(identity_server, "member")
+    path = f"/projects/{parties.project['id']}/users/{parties.trustor['id']}/roles/{member}"
+    expect(request(identity_server, "DELETE", path), 204)
     assert validate(identity_server, subject).status_code == 404
     assert_error(parties.trust_auth(trust["id"]), 401)
 
@@ -284,7 +287,7 @@ def test_trust_token_dies_when_the_trustor_loses_the_role(identity_server, parti
 )
 def test_bad_input(parties, fields, status):
     assert_error(parties.create(**fields), status)
-    trustor = headers(parties.token(parties.trustor))
+    trustor = auth_headers(parties.token(parties.trustor))
     listed = httpx.get(
         parties.url(f"?trustor_user_id={parties.trustor['id']}"), headers=trustor
     ).json()
@@ -292,15 +295,15 @@ def test_bad_input(parties, fields, status):
 
 
 def test_who_may_create_see_and_delete(identity_server, parties):
-    admin = headers(admin_token(identity_server))
+    admin = auth_headers(admin_token(identity_server))
     # Only the trustor creates a trust for itself.
     assert_error(parties.create(token=parties.token(parties.bystander)), 403)
     assert_error(parties.create(token=admin_token(identity_server)), 403)
     trust = parties.trust(redelegation_count=None, allow_redelegation=True)
     assert trust["allow_redelegation"] is True and trust["redelegation_count"] == 3
     one = parties.url(f"/{trust['id']}")
-    trustee = headers(parties.token(parties.trustee, scope="unscoped"))
-    bystander = headers(parties.token(parties.bystander))
+    trustee = auth_headers(parties.token(parties.trustee, scope="unscoped"))
+    bystander = auth_headers(parties.token(parties.bystander))
     assert httpx.get(one, headers=trustee).status_code == 200
     assert httpx.get(one, headers=admin).status_code == 200
     assert_error(httpx.get(one, headers=bystander), 403)
@@ -336,22 +339,17 @@ def test_delegated_tokens_cannot_make_trusts(identity_server, parties):
     cred = httpx.post(
         f"{identity_server.auth_url}/users/{parties.trustor['id']}/application_credentials",
         json={"application_credential": {"name": "for-trusts"}},
-        headers=headers(trustor),
+        headers=auth_headers(trustor),
     ).json()["application_credential"]
-    app_token = issue(
-        identity_server,
-        {
-            "auth": {
-                "identity": {
-                    "methods": ["application_credential"],
-                    "application_credential": {"id": cred["id"], "secret": cred["secret"]},
-                }
-            }
-        },
+    app_token = post_token(
+        identity_server, application_credential_auth(cred["id"], cred["secret"])
     ).headers["X-Subject-Token"]
     assert_error(parties.create(token=app_token), 403)
-    assert_error(httpx.delete(parties.url(f"/{trust['id']}"), headers=headers(app_token)), 403)
-    assert httpx.delete(parties.url(f"/{trust['id']}"), headers=headers(trustor)).status_code == 204
+    assert_error(httpx.delete(parties.url(f"/{trust['id']}"), headers=auth_headers(app_token)), 403)
+    assert (
+        httpx.delete(parties.url(f"/{trust['id']}"), headers=auth_headers(trustor)).status_code
+        == 204
+    )
 
 
 def test_sdk_lists_and_reads_trusts(identity_server, parties):
