@@ -30,6 +30,9 @@ if [ "${STRATUS_SKIP_APT:-0}" != 1 ]; then
   fi
 fi
 
+# Playbooks run from the checkout resolve the collection stratus.cloud here.
+"$here/scripts/link-collection.sh"
+
 stamp=$venv/.stratus-bootstrap
 want=$(cat "$here/pyproject.toml" "$here/requirements/dev.txt" | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

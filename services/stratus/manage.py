@@ -127,25 +127,30 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], in
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stratus-manage", description=__doc__)
-    parser.add_argument(
-        "--config-file", help="default: $STRATUS_CONFIG or /etc/stratus/stratus.conf"
+    # --config-file is accepted before or after the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config-file",
+        default=argparse.SUPPRESS,
+        help="default: $STRATUS_CONFIG or /etc/stratus/stratus.conf",
     )
+    parser = argparse.ArgumentParser(prog="stratus-manage", description=__doc__, parents=[common])
     groups = parser.add_subparsers(dest="group", required=True)
-    db = groups.add_parser("db", help="database schema").add_subparsers(
+    db = groups.add_parser("db", help="database schema", parents=[common]).add_subparsers(
         dest="action", required=True
     )
-    db.add_parser("sync", help="create or upgrade the schema")
-    db.add_parser("version", help="current and newest revisions")
-    token = groups.add_parser("token", help="token keys").add_subparsers(
+    db.add_parser("sync", help="create or upgrade the schema", parents=[common])
+    db.add_parser("version", help="current and newest revisions", parents=[common])
+    token = groups.add_parser("token", help="token keys", parents=[common]).add_subparsers(
         dest="action", required=True
     )
-    token.add_parser("setup-keys", help="create the key repository if missing")
-    token.add_parser("rotate-keys", help="rotate the token keys")
+    token.add_parser("setup-keys", help="create the key repository if missing", parents=[common])
+    token.add_parser("rotate-keys", help="rotate the token keys", parents=[common])
     boot = groups.add_parser(
         "bootstrap",
         help="first admin, roles and the identity endpoint "
         "(password from $STRATUS_BOOTSTRAP_PASSWORD)",
+        parents=[common],
     )
     boot.add_argument("--username", default="admin")
     boot.add_argument("--project", default="admin")
@@ -154,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--public-url", required=True)
     boot.add_argument("--internal-url")
     boot.add_argument("--admin-url")
-    groups.add_parser("status", help="check schema and keys")
+    groups.add_parser("status", help="check schema and keys", parents=[common])
     return parser
 
 
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from stratus.identity import settings  # noqa: F401 - registers [identity]
 
-        config = Config(args.config_file)
+        config = Config(getattr(args, "config_file", None))
         return handler(config, args)
     except ConfigError as exc:
         print(f"stratus-manage: configuration error: {exc}", file=sys.stderr)

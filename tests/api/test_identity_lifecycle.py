@@ -136,3 +136,24 @@ def test_bootstrap_requires_a_password(identity_server, password):
         assert "STRATUS_BOOTSTRAP_PASSWORD" not in os.environ
     assert result.returncode == 2
     assert "STRATUS_BOOTSTRAP_PASSWORD" in result.stderr
+
+
+def test_manage_takes_the_config_file_after_the_subcommand(identity_server):
+    import subprocess
+
+    from tests.conftest import BIN
+
+    result = subprocess.run(
+        [
+            str(BIN / "stratus-manage"),
+            "db",
+            "version",
+            "--config-file",
+            str(identity_server.config_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    versions = json.loads(result.stdout)
+    assert versions["revisions"] == versions["heads"]
