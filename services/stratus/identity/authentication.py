@@ -79,42 +79,30 @@ def _domain_by_ref(session: Session, ref: dict[str, Any] | None) -> model.Domain
     return domain
 
 
-def _user_by_ref(session: Session, ref: Any) -> model.User:
+def _in_domain_by_ref(session: Session, cls: type[Any], ref: Any, what: str) -> Any:
+    """A user or project named by ``{"id"}`` or by ``{"name", "domain"}``."""
     if not isinstance(ref, dict):
-        raise errors.BadRequest("The user must be an object with an id or a name and domain.")
+        raise errors.BadRequest(f"The {what} must be an object with an id or a name and domain.")
     if ref.get("id"):
-        user = session.get(model.User, str(ref["id"]))
+        found = session.get(cls, str(ref["id"]))
     elif ref.get("name"):
         domain = _domain_by_ref(session, ref.get("domain"))
-        user = session.scalar(
-            select(model.User).where(
-                model.User.name == ref["name"], model.User.domain_id == domain.id
-            )
+        found = session.scalar(
+            select(cls).where(cls.name == ref["name"], cls.domain_id == domain.id)
         )
     else:
-        raise errors.BadRequest("The user must be identified by id or by name and domain.")
-    if user is None:
-        raise AuthFailed(f"user {ref.get('id') or ref.get('name')} not found")
-    return user
+        raise errors.BadRequest(f"The {what} must be identified by id or by name and domain.")
+    if found is None:
+        raise AuthFailed(f"{what} {ref.get('id') or ref.get('name')} not found")
+    return found
+
+
+def _user_by_ref(session: Session, ref: Any) -> model.User:
+    return _in_domain_by_ref(session, model.User, ref, "user")  # type: ignore[no-any-return]
 
 
 def _project_by_ref(session: Session, ref: Any) -> model.Project:
-    if not isinstance(ref, dict):
-        raise errors.BadRequest("The project scope must be an object.")
-    if ref.get("id"):
-        project = session.get(model.Project, str(ref["id"]))
-    elif ref.get("name"):
-        domain = _domain_by_ref(session, ref.get("domain"))
-        project = session.scalar(
-            select(model.Project).where(
-                model.Project.name == ref["name"], model.Project.domain_id == domain.id
-            )
-        )
-    else:
-        raise errors.BadRequest("The project scope must name an id or a name and domain.")
-    if project is None:
-        raise AuthFailed(f"project {ref.get('id') or ref.get('name')} not found")
-    return project
+    return _in_domain_by_ref(session, model.Project, ref, "project")  # type: ignore[no-any-return]
 
 
 def _check_user_usable(session: Session, user: model.User) -> None:

@@ -225,12 +225,10 @@ def list_application_credentials(req: ApiRequest) -> Response:
     query = common.apply_filters(
         req, select(cred).where(cred.user_id == user_id), {"name": cred.name}
     )
-    query, _ = common.paginate(req, query, cred.id)
     with common.service(req).db.session() as session:
         common.get_or_404(session, model.User, user_id, "user")
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(
-            req, "application_credentials", [view(req, c) for c in rows], truncated
+        return common.list_page(
+            req, session, query, cred.id, "application_credentials", lambda c: view(req, c)
         )
 
 

@@ -118,10 +118,10 @@ def list_regions(req: ApiRequest) -> Response:
     query = common.apply_filters(
         req, select(model.Region), {"parent_region_id": model.Region.parent_region_id}
     )
-    query, _ = common.paginate(req, query, model.Region.id)
     with common.service(req).db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(req, "regions", [region_view(req, r) for r in rows], truncated)
+        return common.list_page(
+            req, session, query, model.Region.id, "regions", lambda r: region_view(req, r)
+        )
 
 
 @endpoint
@@ -240,11 +240,9 @@ def list_services(req: ApiRequest) -> Response:
             "enabled": model.Service.enabled,
         },
     )
-    query, _ = common.paginate(req, query, model.Service.id)
     with common.service(req).db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(
-            req, "services", [service_view(req, s) for s in rows], truncated
+        return common.list_page(
+            req, session, query, model.Service.id, "services", lambda s: service_view(req, s)
         )
 
 
@@ -414,11 +412,9 @@ def list_endpoints(req: ApiRequest) -> Response:
             "enabled": model.Endpoint.enabled,
         },
     )
-    query, _ = common.paginate(req, query, model.Endpoint.id)
     with common.service(req).db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(
-            req, "endpoints", [endpoint_view(req, e) for e in rows], truncated
+        return common.list_page(
+            req, session, query, model.Endpoint.id, "endpoints", lambda e: endpoint_view(req, e)
         )
 
 

@@ -185,7 +185,7 @@ def list_response(
     return ok(body)
 
 
-def paginate(req: ApiRequest, query: Select[Any], id_column: Any) -> tuple[Select[Any], bool]:
+def paginate(req: ApiRequest, query: Select[Any], id_column: Any) -> Select[Any]:
     """Order by ID and apply ``marker``/``limit``; cap at ``list_limit``."""
     page = page_params(req.request, max_limit=0)
     query = query.order_by(id_column)
@@ -193,7 +193,7 @@ def paginate(req: ApiRequest, query: Select[Any], id_column: Any) -> tuple[Selec
         query = query.where(id_column > page.marker)
     cap = service(req).options.list_limit
     limit = page.limit if page.limit is not None else cap
-    return query.limit(min(limit, cap) + 1), limit > cap
+    return query.limit(min(limit, cap) + 1)
 
 
 def page_of(req: ApiRequest, rows: list[Any]) -> tuple[list[Any], bool]:
@@ -202,6 +202,19 @@ def page_of(req: ApiRequest, rows: list[Any]) -> tuple[list[Any], bool]:
     cap = service(req).options.list_limit
     limit = min(page.limit if page.limit is not None else cap, cap)
     return rows[:limit], len(rows) > limit and (page.limit is None or page.limit > cap)
+
+
+def list_page(
+    req: ApiRequest,
+    session: Session,
+    query: Select[Any],
+    id_column: Any,
+    collection: str,
+    view: Callable[[Any], dict[str, Any]],
+) -> Response:
+    """One page of ``query``, ordered by ``id_column``, as a Keystone list."""
+    rows, truncated = page_of(req, list(session.scalars(paginate(req, query, id_column))))
+    return list_response(req, collection, [view(row) for row in rows], truncated)
 
 
 def extra_fields(body: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:

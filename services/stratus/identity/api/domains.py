@@ -74,10 +74,10 @@ def list_domains(req: ApiRequest) -> Response:
     query = common.apply_filters(
         req, select(model.Domain), {"name": model.Domain.name, "enabled": model.Domain.enabled}
     )
-    query, _ = common.paginate(req, query, model.Domain.id)
     with common.service(req).db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(req, "domains", [view(req, d) for d in rows], truncated)
+        return common.list_page(
+            req, session, query, model.Domain.id, "domains", lambda d: view(req, d)
+        )
 
 
 @endpoint

@@ -142,10 +142,10 @@ def list_groups(req: ApiRequest) -> Response:
         {"name": model.Group.name, "domain_id": model.Group.domain_id},
         booleans=(),
     )
-    query, _ = common.paginate(req, query, model.Group.id)
     with common.service(req).db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(req, "groups", [view(req, g) for g in rows], truncated)
+        return common.list_page(
+            req, session, query, model.Group.id, "groups", lambda g: view(req, g)
+        )
 
 
 @endpoint
@@ -220,9 +220,9 @@ def list_users_in_group(req: ApiRequest) -> Response:
                 "domain_id": model.User.domain_id,
             },
         )
-        query, _ = common.paginate(req, query, model.User.id)
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(req, "users", [user_view(req, u) for u in rows], truncated)
+        return common.list_page(
+            req, session, query, model.User.id, "users", lambda u: user_view(req, u)
+        )
 
 
 def _membership(req: ApiRequest, session: Session, rule: str) -> tuple[model.Group, model.User]:
@@ -305,9 +305,9 @@ def list_groups_for_user(req: ApiRequest) -> Response:
             {"name": model.Group.name, "domain_id": model.Group.domain_id},
             booleans=(),
         )
-        query, _ = common.paginate(req, query, model.Group.id)
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(req, "groups", [view(req, g) for g in rows], truncated)
+        return common.list_page(
+            req, session, query, model.Group.id, "groups", lambda g: view(req, g)
+        )
 
 
 ROUTES = [

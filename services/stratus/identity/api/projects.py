@@ -155,11 +155,9 @@ def list_projects(req: ApiRequest) -> Response:
         query = query.where(model.Project.id.is_(None))
     for clause in common.tag_filters(req, model.ProjectTag, model.Project.id):
         query = query.where(clause)
-    query, _ = common.paginate(req, query, model.Project.id)
     with common.service(req).db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(
-            req, "projects", [view(req, session, p) for p in rows], truncated
+        return common.list_page(
+            req, session, query, model.Project.id, "projects", lambda p: view(req, session, p)
         )
 
 

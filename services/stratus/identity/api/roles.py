@@ -157,10 +157,8 @@ def list_roles(req: ApiRequest) -> Response:
     query = common.apply_filters(req, select(model.Role), {"name": model.Role.name}, booleans=())
     # Keystone shows global roles unless a domain is asked for.
     query = query.where(model.Role.domain_id == (domain_id or NULL_DOMAIN))
-    query, _ = common.paginate(req, query, model.Role.id)
     with common.service(req).db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(req, "roles", [view(req, r) for r in rows], truncated)
+        return common.list_page(req, session, query, model.Role.id, "roles", lambda r: view(req, r))
 
 
 @endpoint

@@ -227,11 +227,14 @@ def list_trusts(req: ApiRequest) -> Response:
         query = query.where(model.Trust.trustor_user_id == trustor)
     if trustee:
         query = query.where(model.Trust.trustee_user_id == trustee)
-    query, _ = common.paginate(req, query, model.Trust.id)
     with svc.db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(
-            req, "trusts", [view(req, session, t, with_roles=False) for t in rows], truncated
+        return common.list_page(
+            req,
+            session,
+            query,
+            model.Trust.id,
+            "trusts",
+            lambda t: view(req, session, t, with_roles=False),
         )
 
 

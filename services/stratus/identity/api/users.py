@@ -126,10 +126,8 @@ def list_users(req: ApiRequest) -> Response:
             "domain_id": model.User.domain_id,
         },
     )
-    query, _ = common.paginate(req, query, model.User.id)
     with common.service(req).db.session() as session:
-        rows, truncated = common.page_of(req, list(session.scalars(query)))
-        return common.list_response(req, "users", [view(req, u) for u in rows], truncated)
+        return common.list_page(req, session, query, model.User.id, "users", lambda u: view(req, u))
 
 
 def load_user(
