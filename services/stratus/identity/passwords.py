@@ -7,6 +7,9 @@ re-hashed on the next successful login.
 
 from __future__ import annotations
 
+import os
+import threading
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -17,16 +20,22 @@ _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 MAX_PASSWORD_LENGTH = 4096
 
+# Hashing is CPU-bound and takes 19 MiB each: more at once than there are
+# cores adds memory, not throughput (the API runs handlers on ~40 threads).
+_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 2)
+
 
 def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+    with _SLOTS:
+        return _HASHER.hash(password)
 
 
 def verify_password(password: str, stored: str | None) -> bool:
     if not stored or len(password) > MAX_PASSWORD_LENGTH:
         return False
     try:
-        return _HASHER.verify(stored, password)
+        with _SLOTS:
+            return _HASHER.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
