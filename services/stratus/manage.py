@@ -78,7 +78,6 @@ def cmd_token_rotate_keys(config: Config, _args: argparse.Namespace) -> int:
 
 def cmd_bootstrap(config: Config, args: argparse.Namespace) -> int:
     from stratus.identity.bootstrap import BootstrapSpec, bootstrap
-    from stratus.identity.service import IdentityService
 
     password = os.environ.get("STRATUS_BOOTSTRAP_PASSWORD")
     if not password:
@@ -97,8 +96,7 @@ def cmd_bootstrap(config: Config, args: argparse.Namespace) -> int:
         admin_url=args.admin_url,
         service_name=args.service_name,
     )
-    service = IdentityService.from_config(config)
-    _print(bootstrap(service.db, spec))
+    _print(bootstrap(dbmod.Database(dbmod.engine_from_config(config)), spec))
     return 0
 
 

@@ -157,3 +157,25 @@ def test_manage_takes_the_config_file_after_the_subcommand(identity_server):
     )
     versions = json.loads(result.stdout)
     assert versions["revisions"] == versions["heads"]
+
+
+def test_operator_policy_file_overrides_a_default(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"identity:list_regions": "!"\n"identity:list_domains": "@"\n')
+    server = make_identity_server(tmp_path / "id", policy_file=policy)
+    try:
+        headers = {"X-Auth-Token": admin_token(server)}
+        regions = httpx.get(f"{server.auth_url}/regions", headers=headers)
+        assert regions.status_code == 403
+        assert "identity:list_regions" in regions.json()["error"]["message"]
+        assert httpx.get(f"{server.auth_url}/domains", headers=headers).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_a_broken_policy_file_stops_the_service_with_a_clear_error(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"identity:list_regions": "role:admin and"\n')
+    with pytest.raises(RuntimeError) as raised:
+        make_identity_server(tmp_path / "id", policy_file=policy)
+    assert "identity:list_regions" in str(raised.value)

@@ -26,14 +26,15 @@ from typing import Any
 import yaml
 
 from stratus.common import errors
+from stratus.common.config import ConfigError
 
 LOG = logging.getLogger(__name__)
 
 Check = Callable[[Mapping[str, Any], Mapping[str, Any], "Enforcer"], bool]
 
 
-class PolicySyntaxError(ValueError):
-    pass
+class PolicySyntaxError(ConfigError):
+    """A rule, or the operator's policy file, cannot be used."""
 
 
 @dataclass(frozen=True)

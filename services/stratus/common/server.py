@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         options = config.section(section)
         host, port, workers = options.bind_host, options.bind_port, options.workers
         common = {"log_config": None, "access_log": False, "proxy_headers": False}
+        # Built once here even with several workers, so that a bad setting
+        # stops the service at once with its reason, not in a worker loop.
+        app = module.create_app(config)
         if workers == 1:
-            app = module.create_app(config)
             uvicorn.run(app, host=host, port=port, **common)
             return 0
         # Each worker builds its own application (and database pool) from
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         # What uvicorn.run does for several workers, with our socket.
         Multiprocess(server_config, sockets=[sock]).run()
-    except ConfigError as exc:
+    except ConfigError as exc:  # includes bad policy files and unusable token keys
         print(f"stratus-api: configuration error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -18,6 +18,7 @@ from stratus.identity.service import IdentityService
 def create_app(config: Config | None = None, service: IdentityService | None = None) -> ASGIApp:
     config = config or Config()
     svc = service or IdentityService.from_config(config)
+    svc.formatter.check()  # no keys: refuse to start rather than fail every login
 
     def validate(token: str) -> dict[str, Any]:
         with svc.db.session() as session:

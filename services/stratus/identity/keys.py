@@ -17,9 +17,11 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, MultiFernet
 
+from stratus.common.config import ConfigError
 
-class KeyRepositoryError(Exception):
-    pass
+
+class KeyRepositoryError(ConfigError):
+    """The key repository is missing, unreadable or holds malformed keys."""
 
 
 class KeyRepository:

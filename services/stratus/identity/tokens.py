@@ -120,6 +120,10 @@ class TokenFormatter:
                 self._stamp = stamp
             return self._fernet
 
+    def check(self) -> None:
+        """Raise ``KeyRepositoryError`` unless the keys can be used."""
+        self._current()
+
     def encode(self, payload: TokenPayload) -> str:
         packed = msgpack.packb(
             [
