@@ -133,11 +133,9 @@ def current_revisions(engine: Engine) -> dict[str, str | None]:
 def head_revisions() -> dict[str, str | None]:
     from alembic.script import ScriptDirectory
 
-    from stratus.common.db import _alembic_config as cfg_for
-
     heads: dict[str, str | None] = {}
     for component in COMPONENTS:
-        script = ScriptDirectory.from_config(cfg_for(None, component))  # type: ignore[arg-type]
+        script = ScriptDirectory.from_config(_alembic_config(None, component))  # type: ignore[arg-type]
         heads[component] = script.get_current_head()
     return heads
 

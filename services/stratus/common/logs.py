@@ -1,7 +1,7 @@
 """Structured logs: one JSON object per line, carrying the request ID.
 
-Secrets never reach a log line: handlers log identifiers, never bodies, and
-``redact`` scrubs known secret fields where a structure must be logged.
+Secrets never reach a log line: handlers log identifiers, never request
+bodies or tokens (tests/api/test_identity_lifecycle.py checks the log).
 """
 
 from __future__ import annotations
@@ -16,35 +16,11 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stratus_request_id", default=None
 )
 
-SECRET_KEYS = frozenset(
-    {
-        "password",
-        "original_password",
-        "secret",
-        "token",
-        "x-auth-token",
-        "x-subject-token",
-        "x-service-token",
-        "id_token",
-        "access_token",
-        "passcode",
-    }
-)
-
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
     "color_message",  # uvicorn's copy of the message with terminal colours
 }
-
-
-def redact(value: Any) -> Any:
-    """A copy of a JSON-like structure with secret values replaced."""
-    if isinstance(value, dict):
-        return {k: "***" if str(k).lower() in SECRET_KEYS else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
 
 
 class JsonFormatter(logging.Formatter):

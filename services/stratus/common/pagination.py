@@ -59,11 +59,6 @@ def next_link(
     return f"{base_url(request, public_endpoint)}{request.url.path}?{urlencode(params)}"
 
 
-def self_link(request: Request, public_endpoint: str | None = None) -> str:
-    query = f"?{request.url.query}" if request.url.query else ""
-    return f"{base_url(request, public_endpoint)}{request.url.path}{query}"
-
-
 def collection_links(
     request: Request,
     collection: str,

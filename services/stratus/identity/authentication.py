@@ -38,7 +38,6 @@ from stratus.identity.tokens import (
     TokenPayload,
     isotime,
     new_audit_id,
-    to_datetime,
 )
 
 LOG = logging.getLogger(__name__)
@@ -513,13 +512,3 @@ def _is_admin_project(svc: IdentityService, project: model.Project, domain: mode
     if not name:
         return True
     return project.name == name and domain.name == svc.options.admin_project_domain_name
-
-
-def expires_datetime(body: dict[str, Any]) -> Any:
-    return to_datetime(_parse_iso(body["expires_at"]))
-
-
-def _parse_iso(value: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
