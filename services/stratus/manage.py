@@ -100,6 +100,37 @@ def cmd_bootstrap(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_service_register(config: Config, args: argparse.Namespace) -> int:
+    from stratus.identity.bootstrap import NotBootstrapped, ServiceSpec, register_service
+
+    password = os.environ.get("STRATUS_SERVICE_PASSWORD")
+    if not password:
+        print(
+            "stratus-manage: STRATUS_SERVICE_PASSWORD must hold the service user's password",
+            file=sys.stderr,
+        )
+        return 2
+    spec = ServiceSpec(
+        type=args.type,
+        name=args.name,
+        description=args.description,
+        user=args.user or args.name,
+        password=password,
+        project=args.project,
+        region=args.region,
+        public_url=args.public_url,
+        internal_url=args.internal_url,
+        admin_url=args.admin_url,
+    )
+    try:
+        result = register_service(dbmod.Database(dbmod.engine_from_config(config)), spec)
+    except NotBootstrapped as exc:
+        print(f"stratus-manage: {exc}", file=sys.stderr)
+        return 1
+    _print(result)
+    return 0
+
+
 def cmd_status(config: Config, _args: argparse.Namespace) -> int:
     problems = []
     engine = dbmod.engine_from_config(config)
@@ -120,6 +151,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Config, argparse.Namespace], in
     ("token", "setup-keys"): cmd_token_setup_keys,
     ("token", "rotate-keys"): cmd_token_rotate_keys,
     ("bootstrap", None): cmd_bootstrap,
+    ("service", "register"): cmd_service_register,
     ("status", None): cmd_status,
 }
 
@@ -157,6 +189,28 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--public-url", required=True)
     boot.add_argument("--internal-url")
     boot.add_argument("--admin-url")
+    service = groups.add_parser(
+        "service", help="other services in the catalog", parents=[common]
+    ).add_subparsers(dest="action", required=True)
+    register = service.add_parser(
+        "register",
+        help="a service's catalog entry, endpoints and service user "
+        "(password from $STRATUS_SERVICE_PASSWORD)",
+        parents=[common],
+    )
+    register.add_argument("--type", required=True, help="catalog type, e.g. image")
+    register.add_argument("--name", required=True, help="service name, e.g. glance")
+    register.add_argument("--description", default="")
+    register.add_argument("--region", default="RegionOne")
+    register.add_argument("--public-url", required=True)
+    register.add_argument("--internal-url", help="default: the public URL")
+    register.add_argument("--admin-url", help="default: the public URL")
+    register.add_argument(
+        "--project", default="service", help="project of the service user (Default domain)"
+    )
+    register.add_argument(
+        "--user", help="the service user (Default domain); default: the service name"
+    )
     groups.add_parser("status", help="check schema and keys", parents=[common])
     return parser
 
