@@ -36,23 +36,19 @@ def free_port() -> int:
 
 
 @dataclass
-class IdentityServer:
-    """A running identity service and how to reach it."""
+class ApiServer:
+    """A running ``stratus-api <component>`` process and how to reach it."""
 
     workdir: Path
     port: int
     config_path: Path
-    admin_password: str = ADMIN_PASSWORD
     process: subprocess.Popen[bytes] | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
+    component: str = "identity"
+    ready_path: str = "/v3"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def auth_url(self) -> str:
-        return f"{self.url}/v3"
 
     def manage(
         self, *args: str, env: dict[str, str] | None = None, check: bool = True
@@ -66,23 +62,13 @@ class IdentityServer:
         )
 
     def start(self) -> None:
-        log = open(self.workdir / "api.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
-            [str(BIN / "stratus-api"), "identity", "--config-file", str(self.config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("identity exited at start:\n" + self.log_tail())
-            try:
-                if httpx.get(f"{self.url}/v3", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("identity did not answer within 30 s:\n" + self.log_tail())
+        start_api(self, self.component, self.ready_path)
+
+    def kill(self) -> None:
+        """Kill the service outright (SIGKILL), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -105,6 +91,18 @@ class IdentityServer:
             if path.exists()
             else ""
         )
+
+
+@dataclass
+class IdentityServer(ApiServer):
+    """The identity service, bootstrapped with an admin."""
+
+    admin_password: str = ADMIN_PASSWORD
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.url}/v3"
 
     def auth(
         self,
@@ -138,6 +136,27 @@ class IdentityServer:
         if project:
             env.update(OS_PROJECT_NAME=project, OS_PROJECT_DOMAIN_NAME="Default")
         return env
+
+
+def start_api(server: Any, component: str, ready_path: str) -> None:
+    """Start ``stratus-api <component>`` for ``server`` and wait for ``ready_path``."""
+    log = open(server.workdir / "api.log", "ab")  # noqa: SIM115 - lives with the process
+    server.process = subprocess.Popen(
+        [str(BIN / "stratus-api"), component, "--config-file", str(server.config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{component} exited at start:\n" + server.log_tail())
+        try:
+            if httpx.get(f"{server.url}{ready_path}", timeout=1).status_code < 400:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{component} did not answer within 30 s:\n" + server.log_tail())
 
 
 def write_config(
@@ -306,3 +325,95 @@ def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if started:
             as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- the image service --------------------------------------------------------
+
+IMAGE_SERVICE_PASSWORD = "image-" + uuid.uuid4().hex
+
+
+def register_image_service(identity: IdentityServer, url: str) -> None:
+    """The image service's user (role ``service``) and catalog entry, as the role makes them."""
+    identity.manage(
+        "service",
+        "register",
+        "--type",
+        "image",
+        "--name",
+        "glance",
+        "--description",
+        "Stratus image service",
+        "--public-url",
+        url,
+        "--user",
+        "image",
+        env={"STRATUS_SERVICE_PASSWORD": IMAGE_SERVICE_PASSWORD},
+    )
+
+
+def make_image_server(
+    workdir: Path, identity: IdentityServer, register: bool = True, **image: Any
+) -> ApiServer:
+    """``stratus-api image`` sharing identity's database, as on a controller."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = workdir / "stratus.conf"
+    database = (
+        identity.config_path.read_text().split("connection = ", 1)[1].split("\n", 1)[0].strip()
+    )
+    options = {
+        "bind_host": "127.0.0.1",
+        "bind_port": port,
+        "workers": 1,
+        "filesystem_store_datadir": workdir / "images",
+        "staging_dir": workdir / "staging",
+        **image,
+    }
+    lines = [
+        "[DEFAULT]",
+        "log_format = json",
+        "",
+        "[database]",
+        f"connection = {database}",
+        "",
+        "[image]",
+        *[f"{k} = {v}" for k, v in options.items()],
+        "",
+        "[image_authtoken]",
+        f"auth_url = {identity.url}",
+        "username = image",
+        f"password = {IMAGE_SERVICE_PASSWORD}",
+        "cache_ttl = 5",
+        "",
+    ]
+    config.write_text("\n".join(lines))
+    server = ApiServer(
+        workdir=workdir, port=port, config_path=config, component="image", ready_path="/versions"
+    )
+    if register:
+        register_image_service(identity, server.url)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def image_server(
+    identity_server: IdentityServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    server = make_image_server(tmp_path_factory.mktemp("image"), identity_server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def image_conn(identity_server: IdentityServer, image_server: ApiServer) -> Any:
+    """openstacksdk as the admin, with the image service in its catalog."""
+    import openstack
+
+    conn = openstack.connect(
+        auth=identity_server.auth(), region_name="RegionOne", identity_api_version="3"
+    )
+    yield conn
+    conn.close()

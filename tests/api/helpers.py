@@ -207,3 +207,19 @@ def grant(server: Any, path: str, token: str | None = None) -> None:
     """PUT a grant (``/projects/{p}/users/{u}/roles/{r}`` and the like), as the admin
     unless ``token`` is given."""
     expect(request(server, "PUT", path, token=token), 204)
+
+
+def project_user(server: Any, name: str, role: str = "member") -> dict[str, Any]:
+    """A new project with a user holding ``role`` on it: its IDs, token and headers."""
+    project = create_project(server, name)
+    user = create_user(server, name)
+    grant(server, f"/projects/{project['id']}/users/{user['id']}/roles/{role_id(server, role)}")
+    auth = password_auth(user["id"], "pw-secret-1", project_scope(project["id"]), by_id=True)
+    token = post_token(server, auth).headers["X-Subject-Token"]
+    return {
+        "project_id": project["id"],
+        "user_id": user["id"],
+        "name": name,
+        "token": token,
+        "headers": auth_headers(token),
+    }

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,6 +33,10 @@ ACCESS_LOG = logging.getLogger("stratus.access")
 
 REQUEST_ID_HEADER = "x-openstack-request-id"
 
+# (method, path) -> the body cap of that route, or None for the service's
+# ``max_body``; routes that stream data (image uploads) have their own cap.
+BodyLimit = Callable[[str, str], int | None]
+
 
 def error_response(error: errors.ApiError, error_format: errors.ErrorFormat) -> JSONResponse:
     return JSONResponse(error_format(error), status_code=error.status, headers=error.headers)
@@ -41,10 +45,18 @@ def error_response(error: errors.ApiError, error_format: errors.ErrorFormat) -> 
 class RequestContextMiddleware:
     """Request ID, body size limit and access log, as plain ASGI (no buffering)."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int, error_format: errors.ErrorFormat):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        error_format: errors.ErrorFormat,
+        body_limit: BodyLimit | None = None,
+    ):
         self.app = app
         self.max_body = max_body
         self.error_format = error_format
+        self.body_limit = body_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,12 +76,15 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            limit = self.max_body
+            if self.body_limit is not None:
+                limit = self.body_limit(scope.get("method", ""), scope.get("path", "")) or limit
             declared = _content_length(scope)
-            if declared is not None and declared > self.max_body:
+            if declared is not None and declared > limit:
                 response = error_response(errors.RequestEntityTooLarge(), self.error_format)
                 await response(scope, receive, send_with_id)
                 return
-            await self.app(scope, self._limited(receive), send_with_id)
+            await self.app(scope, self._limited(receive, limit), send_with_id)
         finally:
             elapsed = time.monotonic() - started
             ACCESS_LOG.info(
@@ -88,9 +103,8 @@ class RequestContextMiddleware:
             )
             request_id_var.reset(token)
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         seen = 0
-        limit = self.max_body
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -123,8 +137,14 @@ def build_app(
     max_body: int = 112 * 1024,
     lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[Any]] | None = None,
     state: dict[str, Any] | None = None,
+    body_limit: BodyLimit | None = None,
+    redirect_slashes: bool = True,
 ) -> ASGIApp:
-    """A service's ASGI application with the common conventions applied."""
+    """A service's ASGI application with the common conventions applied.
+
+    ``redirect_slashes=False`` answers 404 for a path with a trailing slash
+    that is only a route without it, instead of redirecting there.
+    """
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.ApiError)
@@ -154,9 +174,12 @@ def build_app(
         },
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = redirect_slashes
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
-    return RequestContextMiddleware(app, max_body=max_body, error_format=error_format)
+    return RequestContextMiddleware(
+        app, max_body=max_body, error_format=error_format, body_limit=body_limit
+    )
 
 
 class ApiRequest:
@@ -219,3 +242,25 @@ def endpoint(
         return wrapped
 
     return decorate(handler) if handler is not None else decorate
+
+
+def streaming_endpoint(handler: Callable[[ApiRequest], Awaitable[Response]]) -> Any:
+    """An async handler that reads or writes data as a stream (image data).
+
+    The body is not read beforehand: the handler consumes
+    ``req.request.stream()`` itself. The caller is authenticated first, off
+    the event loop (validation may ask identity).
+    """
+    from starlette.concurrency import run_in_threadpool
+
+    def authenticate(api_request: ApiRequest) -> None:
+        api_request.context  # noqa: B018 - authenticates or raises 401
+
+    async def wrapped(request: Request) -> Response:
+        api_request = ApiRequest(request, b"")
+        await run_in_threadpool(authenticate, api_request)
+        return await handler(api_request)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped

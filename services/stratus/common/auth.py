@@ -248,3 +248,54 @@ def context_of(request: Request) -> RequestContext:
     context = RequestContext.from_token(data)
     request.state.context = context
     return context
+
+
+# --- services other than identity -------------------------------------------
+
+
+def register_authtoken(section: str) -> None:
+    """Declare a service's ``[<component>_authtoken]`` section.
+
+    Each service has its own section (and its own user in identity), so that
+    several services can share one host's configuration directory.
+    """
+    from stratus.common.config import Option, register
+
+    register(
+        section,
+        [
+            Option(
+                "auth_url",
+                default="http://127.0.0.1:5000",
+                help="Identity endpoint this service validates tokens with (the internal one).",
+            ),
+            Option("username", required=True, help="The service's own user in identity."),
+            Option("password", required=True, help="That user's password."),
+            Option("project_name", default="service", help="Project the service user works in."),
+            Option("user_domain_name", default="Default", help="Domain of the service user."),
+            Option("project_domain_name", default="Default", help="Domain of project_name."),
+            Option(
+                "cache_ttl",
+                "int",
+                300,
+                "Seconds a validated token is trusted without asking identity again "
+                "(also how long a revoked token may still be honoured).",
+                minimum=0,
+            ),
+            Option("timeout", "float", 10.0, "Seconds to wait for identity.", minimum=0.1),
+        ],
+    )
+
+
+def validator_from_config(config: Any, section: str) -> RemoteValidator:
+    """The ``RemoteValidator`` described by a ``register_authtoken`` section."""
+    options = config.section(section)
+    credentials = ServiceCredentials(
+        auth_url=options.auth_url,
+        username=options.username,
+        password=options.password,
+        project_name=options.project_name,
+        user_domain_name=options.user_domain_name,
+        project_domain_name=options.project_domain_name,
+    )
+    return RemoteValidator(credentials, cache_ttl=options.cache_ttl, timeout=options.timeout)

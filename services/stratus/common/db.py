@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,30 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import DateTime, TypeDecorator
 
 from stratus.common.config import Config, ConfigError
 
 LOG = logging.getLogger(__name__)
 
 # Components with a schema, in migration order.
-COMPONENTS = ("identity",)
+COMPONENTS = ("identity", "image")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database, the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
 
 
 def make_engine(url: str, *, pool_size: int = 5, busy_timeout: float = 30.0) -> Engine:

@@ -19,7 +19,10 @@ from stratus.common import logs
 from stratus.common.config import Config, ConfigError
 
 # component -> (module with create_app and create_app_from_env, config section)
-COMPONENTS = {"identity": ("stratus.identity.app", "identity")}
+COMPONENTS = {
+    "identity": ("stratus.identity.app", "identity"),
+    "image": ("stratus.image.app", "image"),
+}
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

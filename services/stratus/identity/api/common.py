@@ -11,14 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import jsonschema
 from sqlalchemy import Select, and_, not_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from stratus.common import errors
 from stratus.common.app import ApiRequest
 from stratus.common.auth import RequestContext
+from stratus.common.handlers import check_schema, parse_bool
+
+# Re-exported: identity's handlers reach every helper through this module.
+from stratus.common.handlers import get_or_404 as get_or_404
+from stratus.common.handlers import no_content as no_content
+from stratus.common.handlers import ok as ok
 from stratus.common.pagination import page_params
 from stratus.common.urls import base_url
 from stratus.identity.service import IdentityService
@@ -44,16 +49,7 @@ def enforce(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None)
 
 def validate(body: Any, schema: Mapping[str, Any], what: str) -> dict[str, Any]:
     """The body's ``what`` object, validated; 400 naming the offending field."""
-    envelope = {
-        "type": "object",
-        "properties": {what: schema},
-        "required": [what],
-    }
-    try:
-        jsonschema.validate(body, envelope)
-    except jsonschema.ValidationError as exc:
-        location = ".".join(str(p) for p in exc.absolute_path) or "body"
-        raise errors.BadRequest(f"Invalid input for field '{location}': {exc.message}") from None
+    check_schema(body, {"type": "object", "properties": {what: schema}, "required": [what]})
     return dict(body[what])
 
 
@@ -75,30 +71,6 @@ def url(req: ApiRequest, path: str) -> str:
 
 def self_links(req: ApiRequest, path: str) -> dict[str, str]:
     return {"self": url(req, path)}
-
-
-def ok(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
-
-
-def no_content() -> Response:
-    return Response(status_code=204)
-
-
-def get_or_404(session: Session, model: type[Any], ident: str, what: str) -> Any:
-    item = session.get(model, ident)
-    if item is None:
-        raise errors.NotFound(f"Could not find {what}: {ident}.")
-    return item
-
-
-def parse_bool(value: str, name: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("", "1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise errors.BadRequest(f"Query parameter {name} must be a boolean, not {value!r}.")
 
 
 _STRING_OPS: dict[str, Callable[[Any, str], Any]] = {

@@ -1,0 +1,46 @@
+"""The image service's default RBAC rules (Glance's secure defaults).
+
+- the *cloud admin* may do everything and sees every image; the *cloud
+  reader* sees every image;
+- a *project member* manages the images its project owns, shares them with
+  other projects and accepts or rejects what is shared with it;
+- a *project reader* sees and downloads what its project may see.
+
+Which images a project *may see* (public, community, its own, shared with it)
+is decided by the handlers' queries; these rules decide what it may *do*.
+Only cloud admins publish public images and download deactivated ones, as
+in Glance; the owner's members (de)activate their images. Targets:
+``target.owner``, ``target.visibility``, ``target.member_id``; the operator
+overrides any rule from ``policy_file``.
+"""
+
+from stratus.common.policy import BASE_RULES, Rule
+
+_READER = "rule:cloud_reader or role:reader"
+_OWNER_MEMBER = "rule:cloud_admin or (role:member and project_id:%(target.owner)s)"
+
+RULES: list[Rule] = [
+    *BASE_RULES,
+    Rule("image:get_images", _READER, "List images."),
+    Rule("image:get_image", _READER, "Show an image the project can see."),
+    Rule("image:add_image", _OWNER_MEMBER, "Create an image owned by target.owner."),
+    Rule("image:modify_image", _OWNER_MEMBER, "Update an image."),
+    Rule("image:delete_image", _OWNER_MEMBER, "Delete an image."),
+    Rule("image:upload_image", _OWNER_MEMBER, "Upload, stage or import image data."),
+    Rule("image:download_image", _READER, "Download the data of an image the project sees."),
+    Rule("image:publicize_image", "rule:cloud_admin", "Make an image public."),
+    Rule("image:communitize_image", _OWNER_MEMBER, "Make an image a community image."),
+    Rule("image:set_image_owner", "rule:cloud_admin", "Create or move an image to any owner."),
+    Rule("image:deactivate", _OWNER_MEMBER, "Deactivate an image."),
+    Rule("image:reactivate", _OWNER_MEMBER, "Reactivate an image."),
+    Rule("image:add_member", _OWNER_MEMBER, "Share an image with a project."),
+    Rule("image:delete_member", _OWNER_MEMBER, "Stop sharing an image with a project."),
+    Rule("image:get_members", _READER, "List the members of an image."),
+    Rule("image:get_member", _READER, "Show a member of an image."),
+    Rule(
+        "image:modify_member",
+        "rule:cloud_admin or (role:member and project_id:%(target.member_id)s)",
+        "Accept or reject an image shared with the project.",
+    ),
+    Rule("image:get_usage", _READER, "Show the project's image quota usage."),
+]

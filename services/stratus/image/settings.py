@@ -1,0 +1,94 @@
+"""Options of the ``[image]`` section (see docs/configuration.md)."""
+
+from stratus.common.auth import register_authtoken
+from stratus.common.config import Option, register
+
+SECTION = "image"
+
+DISK_FORMATS = ("ami", "ari", "aki", "iso", "qcow2", "raw", "vdi", "vhd", "vhdx", "vmdk", "ploop")
+CONTAINER_FORMATS = ("bare", "ovf", "ova", "ami", "ari", "aki", "compressed")
+
+register(
+    SECTION,
+    [
+        Option("bind_host", default="127.0.0.1", help="Address the API listens on."),
+        Option("bind_port", "int", 9292, "Port the API listens on.", minimum=1),
+        Option("workers", "int", 2, "Worker processes.", minimum=1),
+        Option(
+            "public_endpoint",
+            default="",
+            help="Base URL in version documents and links; empty derives it from the request.",
+        ),
+        Option("policy_file", default="", help="Operator overrides of the RBAC rules."),
+        Option(
+            "max_request_body_size",
+            "int",
+            65536,
+            "Largest accepted JSON body in bytes (image data has its own cap).",
+            minimum=1024,
+        ),
+        Option(
+            "image_size_cap",
+            "int",
+            1099511627776,
+            "Largest image in bytes that can be uploaded or staged.",
+            minimum=1,
+        ),
+        Option("store", default="filesystem", choices=("filesystem",), help="Image data backend."),
+        Option(
+            "filesystem_store_datadir",
+            default="/var/lib/stratus/images",
+            help="Directory of the image data (filesystem store).",
+        ),
+        Option(
+            "staging_dir",
+            default="/var/lib/stratus/image-staging",
+            help="Directory of data staged for interoperable import.",
+        ),
+        Option(
+            "disk_formats",
+            "list",
+            list(DISK_FORMATS),
+            "Disk formats accepted (a subset of those Stratus knows).",
+        ),
+        Option(
+            "container_formats",
+            "list",
+            list(CONTAINER_FORMATS),
+            "Container formats accepted (a subset of those Stratus knows).",
+        ),
+        Option(
+            "import_convert_to",
+            default="",
+            choices=("", "raw", "qcow2"),
+            help="Disk format images imported with glance-direct are converted to; "
+            "empty keeps the uploaded format.",
+        ),
+        Option(
+            "inspect_timeout",
+            "int",
+            60,
+            "Seconds qemu-img may spend inspecting an upload.",
+            minimum=1,
+        ),
+        Option(
+            "quota_image_count",
+            "int",
+            -1,
+            "Images a project may own; -1 is unlimited.",
+            minimum=-1,
+        ),
+        Option(
+            "quota_image_size_total",
+            "int",
+            -1,
+            "Bytes of image data a project may own; -1 is unlimited.",
+            minimum=-1,
+        ),
+        Option("limit_param_default", "int", 25, "Images in a page without ?limit.", minimum=1),
+        Option("api_limit_max", "int", 1000, "Most images in one page.", minimum=1),
+    ],
+)
+
+AUTHTOKEN_SECTION = "image_authtoken"
+register_authtoken(AUTHTOKEN_SECTION)
