@@ -325,3 +325,20 @@ def test_openstack_cli_journey(openstack_cli, image_server, tmp_path, unique):
     openstack_cli("image", "delete", name)
     missing = openstack_cli("image", "show", name, check=False)
     assert missing.returncode != 0
+
+
+def test_filters_on_sizes_and_hashes_and_no_trailing_slash(http, unique):
+    image = create(http, name=f"sized-{unique}", min_ram=77)
+    url = f"/v2/images/{image['id']}"
+    data = os.urandom(4321)
+    http.put(f"{url}/file", content=data, headers={"Content-Type": "application/octet-stream"})
+
+    def listed(**params):
+        return [i["id"] for i in http.get("/v2/images", params=params).json()["images"]]
+
+    assert image["id"] in listed(size=4321)
+    assert image["id"] not in listed(size=4322)
+    assert image["id"] in listed(min_ram=77, checksum=hashlib.md5(data).hexdigest())
+    assert image["id"] in listed(os_hash_value=hashlib.sha512(data).hexdigest())
+    # Glance does not redirect /v2/images/ to /v2/images.
+    assert_error(http.get("/v2/images/"), 404)
