@@ -223,3 +223,25 @@ def project_user(server: Any, name: str, role: str = "member") -> dict[str, Any]
         "token": token,
         "headers": auth_headers(token),
     }
+
+
+# --- the route table, for tests that go through every route --------------------------
+
+
+def route_cases(routes: Any) -> list[Any]:
+    """One pytest param ``(path, method)`` per route and method (HEAD of a GET left out)."""
+    import pytest
+
+    return [
+        pytest.param(route.path, method, id=f"{method} {route.path}")
+        for route in routes
+        for method in sorted(route.methods or ())
+        if not (method == "HEAD" and "GET" in (route.methods or ()))
+    ]
+
+
+def fill_path(path: str, value: str) -> str:
+    """The route's path with every ``{parameter}`` set to ``value``."""
+    import re
+
+    return re.sub(r"\{[^}]+\}", value, path)

@@ -9,8 +9,6 @@ oversized body each get the status OpenStack clients expect and an
 
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 
@@ -19,11 +17,13 @@ from tests.api.helpers import (
     admin_token,
     assert_error,
     auth_headers,
+    fill_path,
     grant,
     password_auth,
     post_token,
     project_scope,
     role_id,
+    route_cases,
 )
 
 # Routes anyone may call without a token.
@@ -39,16 +39,11 @@ UNKNOWN = "0" * 32
 
 
 def cases():
-    return [
-        pytest.param(route.path, method, id=f"{method} {route.path}")
-        for route in ROUTES
-        for method in sorted(route.methods or ())
-        if not (method == "HEAD" and "GET" in (route.methods or ()))
-    ]
+    return route_cases(ROUTES)
 
 
-def fill(path: str, value: str = UNKNOWN) -> str:
-    return re.sub(r"\{[^}]+\}", value, path)
+def fill(path: str) -> str:
+    return fill_path(path, UNKNOWN)
 
 
 @pytest.fixture(scope="module")

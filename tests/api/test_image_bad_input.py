@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from stratus.image.api import ROUTES
-from tests.api.helpers import admin_token, assert_error, auth_headers
+from tests.api.helpers import admin_token, assert_error, auth_headers, fill_path, route_cases
 
 PUBLIC = {("/", "GET"), ("/versions", "GET")}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -23,16 +23,11 @@ DATA_ROUTES = {"/v2/images/{image_id}/file", "/v2/images/{image_id}/stage"}
 
 
 def cases():
-    return [
-        pytest.param(route.path, method, id=f"{method} {route.path}")
-        for route in ROUTES
-        for method in sorted(route.methods or ())
-        if not (method == "HEAD" and "GET" in (route.methods or ()))
-    ]
+    return route_cases(ROUTES)
 
 
 def fill(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", UNKNOWN, path)
+    return fill_path(path, UNKNOWN)
 
 
 @pytest.fixture(scope="module")
