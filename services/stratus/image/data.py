@@ -18,6 +18,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,15 +39,28 @@ HASH_ALGO = "sha512"
 IMPORT_ERROR_PROPERTY = "stratus_import_error"
 
 
+# md5 runs here while the calling thread computes the multihash: hashlib
+# releases the GIL on large buffers, so the two use two cores.
+_MD5_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="md5")
+
+
 class Digest:
+    """``checksum`` (md5) and the multihash of the data, computed side by side."""
+
     def __init__(self) -> None:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.multihash = hashlib.new(HASH_ALGO)
         self.size = 0
 
-    def update(self, data: bytes) -> None:
-        self.md5.update(data)
-        self.multihash.update(data)
+    def update(self, data: bytes, *, then: Callable[[bytes], None] | None = None) -> None:
+        """Hash ``data``; ``then(data)`` (the write) runs while md5 is still busy."""
+        md5 = _MD5_POOL.submit(self.md5.update, data)
+        try:
+            self.multihash.update(data)
+            if then is not None:
+                then(data)
+        finally:
+            md5.result()
         self.size += len(data)
 
 
@@ -105,9 +119,8 @@ class DataWrite:
     def write(self, data: bytes) -> None:
         if self.digest.size + len(data) > self.cap:
             raise errors.RequestEntityTooLarge(self.too_large)
-        self.digest.update(data)
         try:
-            self.writer.write(data)
+            self.digest.update(data, then=self.writer.write)
         except StoreFull:
             raise _full() from None
 
@@ -325,8 +338,7 @@ def run_import(svc: ImageService, image_id: str, lock: DataLock) -> None:
 
 def _copy(handle: BinaryIO, writer: Writer, digest: Digest) -> None:
     while chunk := handle.read(CHUNK):
-        digest.update(chunk)
-        writer.write(chunk)
+        digest.update(chunk, then=writer.write)
 
 
 def _set_import_error(svc: ImageService, image_id: str, message: str | None) -> None:
