@@ -7,7 +7,7 @@
 #   make test-fast    the suite without the slow lab tests (-m "not lab")
 #   make lint         ruff and ansible-lint
 #   make aio-destroy  remove the all-in-one lab host
-#   make benchmark    print the identity benchmark table
+#   make benchmark    print the identity and image benchmark tables
 
 VENV        ?= $(CURDIR)/.venv
 BIN         := $(VENV)/bin
@@ -36,6 +36,7 @@ test-fast: lint
 
 benchmark: bootstrap
 	$(BIN)/python benchmarks/identity.py
+	$(BIN)/python benchmarks/image.py
 
 tempest: bootstrap
 	scripts/tempest.sh
