@@ -40,9 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stratus.image.settings import DISK_FORMATS
+
 LOG = logging.getLogger(__name__)
 
-DISK_FORMATS = ("ami", "ari", "aki", "iso", "qcow2", "raw", "vdi", "vhd", "vhdx", "vmdk", "ploop")
 CONVERT_TARGETS = ("raw", "qcow2")
 
 # Glance disk_format -> the qemu block driver name passed to qemu-img -f.
