@@ -342,3 +342,37 @@ def test_filters_on_sizes_and_hashes_and_no_trailing_slash(http, unique):
     assert image["id"] in listed(os_hash_value=hashlib.sha512(data).hexdigest())
     # Glance does not redirect /v2/images/ to /v2/images.
     assert_error(http.get("/v2/images/"), 404)
+
+
+def test_openstack_cli_interoperable_import(openstack_cli, image_server, tmp_path, unique):
+    """``openstack image create --import``: stage, then glance-direct import."""
+    import subprocess
+    import time
+
+    source = tmp_path / "disk.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-f", "qcow2", str(source), "5M"], check=True, capture_output=True
+    )
+    name = f"import-{unique}"
+    openstack_cli(
+        "image",
+        "create",
+        "--import",
+        "--disk-format",
+        "qcow2",
+        "--container-format",
+        "bare",
+        "--file",
+        str(source),
+        name,
+        "-f",
+        "json",
+    )
+    deadline = time.monotonic() + 30
+    while (shown := openstack_cli("image", "show", name, "-f", "json"))["status"] != "active":
+        assert shown["status"] in ("uploading", "importing"), shown
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.2)
+    assert shown["virtual_size"] == 5 * 1024 * 1024
+    assert shown["checksum"] == hashlib.md5(source.read_bytes()).hexdigest()
+    openstack_cli("image", "delete", name)
