@@ -210,23 +210,36 @@ def activate(
     raise errors.Gone("The image was deleted while its data was being saved.")
 
 
-def begin(svc: ImageService, image: Image, *, to_status: str, staged: bool) -> DataWrite:
-    """Move the image from ``queued`` to ``to_status`` and open where data goes."""
-    lock = svc.lock(image.id)
+def claim(svc: ImageService, image_id: str, from_status: str, to_status: str) -> DataLock:
+    """Take the image's data lock and move it from ``from_status`` to ``to_status``.
+
+    409 if another process holds the lock or the image is in another status.
+    """
+    lock = svc.lock(image_id)
     if lock is None:
-        raise errors.Conflict(f"Image {image.id} is already receiving data.")
+        raise errors.Conflict(f"Image {image_id} is already receiving or importing data.")
     try:
         with svc.db.session() as session:
             result = session.execute(
                 update(Image)
-                .where(Image.id == image.id, Image.status == "queued", Image.deleted.is_(False))
+                .where(Image.id == image_id, Image.status == from_status, Image.deleted.is_(False))
                 .values(status=to_status, upload_host=svc.host, updated_at=utcnow())
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
-                current = session.scalar(select(Image.status).where(Image.id == image.id))
+                current = session.scalar(select(Image.status).where(Image.id == image_id))
                 raise errors.Conflict(
                     f"Image status transition from {current} to {to_status} is not allowed."
                 )
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def begin(svc: ImageService, image: Image, *, to_status: str, staged: bool) -> DataWrite:
+    """Move the image from ``queued`` to ``to_status`` and open where data goes."""
+    lock = claim(svc, image.id, "queued", to_status)
+    try:
         try:
             writer: Writer = (
                 FilesystemWriter(svc.staged_path(image.id))

@@ -6,7 +6,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
-from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
@@ -14,7 +13,6 @@ from starlette.routing import Route
 
 from stratus.common import errors
 from stratus.common.app import ApiRequest, endpoint, streaming_endpoint
-from stratus.common.db import utcnow
 from stratus.common.handlers import check_schema
 from stratus.image import data
 from stratus.image.api import common
@@ -203,21 +201,7 @@ def import_image(req: ApiRequest) -> Response:
                 f"Image {image.id} has no staged data to import (status {image.status}); "
                 "stage the data first."
             )
-    lock = svc.lock(image.id)
-    if lock is None:
-        raise errors.Conflict(f"Image {image.id} is already being imported.")
-    try:
-        with svc.db.session() as session:
-            result = session.execute(
-                update(Image)
-                .where(Image.id == image.id, Image.status == "uploading")
-                .values(status="importing", upload_host=svc.host, updated_at=utcnow())
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise errors.Conflict(f"Image {image.id} changed status meanwhile; try again.")
-    except BaseException:
-        lock.release()
-        raise
+    lock = data.claim(svc, image.id, "uploading", "importing")
     data.start_import(svc, image.id, lock)
     return Response(status_code=202)
 
