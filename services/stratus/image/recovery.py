@@ -54,13 +54,14 @@ def reconcile(svc: ImageService) -> dict[str, int]:
                 )
             ).scalars()
         )
-        deleted = list(
-            session.execute(
+        deleted = [
+            (image_id, location)
+            for image_id, location in session.execute(
                 select(Image.id, Image.location).where(
                     Image.deleted.is_(True), Image.location.is_not(None)
                 )
-            ).tuples()
-        )
+            )
+        ]
     for image_id in busy:
         lock = svc.lock(image_id)
         if lock is None:
