@@ -15,6 +15,9 @@ apt_packages=(
   debootstrap systemd-container nftables iproute2 openssh-client rsync
   postgresql postgresql-client
   qemu-utils
+  # Swift's ring library: stratus.cloud.swift_ring builds the object store's
+  # rings with it (tests run the module with /usr/bin/python3).
+  python3-swift
 )
 
 missing=()
