@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: swift_ring
 short_description: Build an OpenStack Swift ring (account, container, object) from a device list
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Keeps one Swift ring builder file (C(<ring>.builder)) and its ring file
     (C(<ring>.ring.gz)) in O(builder_dir) in line with a list of devices, as
