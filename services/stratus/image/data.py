@@ -19,7 +19,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import func, select, update
@@ -364,10 +363,3 @@ def _set_import_error(svc: ImageService, image_id: str, message: str | None) -> 
         if message is not None:
             kept.append(ImageProperty(name=IMPORT_ERROR_PROPERTY, value=message[:1000]))
         image.properties = kept
-
-
-def staged_size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None

@@ -77,12 +77,5 @@ def get_image(req: ApiRequest, session: Session, image_id: str) -> Image:
     return image
 
 
-def get_image_for_update(req: ApiRequest, session: Session, image_id: str) -> Image:
-    """Like ``get_image``, locking the row for the rest of the transaction."""
-    image = get_image(req, session, image_id)
-    session.refresh(image, with_for_update=True)
-    return image
-
-
 def is_owner(req: ApiRequest, image: Image) -> bool:
     return image.owner is not None and image.owner == req.context.project_id
