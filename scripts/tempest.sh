@@ -1,34 +1,54 @@
 #!/usr/bin/env bash
 # Run Tempest's API tests for Stratus's identity (Keystone v3) and image
-# (Glance v2) services against throwaway servers, and record the result.
+# (Glance v2) services against throwaway servers, or its object storage
+# (Swift) tests against an existing, rolled-out cloud, and record the result.
 #
-#   scripts/tempest.sh                            (or: make tempest) both suites
+#   scripts/tempest.sh                            (or: make tempest) identity and image
 #   STRATUS_TEMPEST_SUITE=identity scripts/tempest.sh   tempest.api.identity only
 #   STRATUS_TEMPEST_SUITE=image scripts/tempest.sh      tempest.api.image (v2) only
+#   STRATUS_TEMPEST_SUITE=object_storage STRATUS_TEMPEST_CLOUD=stratus-admin \
+#     OS_CLIENT_CONFIG_FILE=/etc/openstack/clouds.yaml scripts/tempest.sh
+#                                     tempest.api.object_storage against that cloud
 #
 # 1. Tempest goes into its own virtualenv, .venv-tempest (never into .venv: it
 #    pins its own oslo.* and client libraries). A stamp makes re-runs quick.
-# 2. A fresh identity server: SQLite and token keys in a temporary directory,
-#    db sync, token setup-keys, bootstrap, `stratus-api identity` on a free
-#    loopback port, with the settings Tempest needs (see docs/tempest.md).
-#    For the image suite also `stratus-api image` on the same database, with
-#    its own data and staging directories, registered in the catalog (type
-#    image) with `stratus-manage service register`.
+# 2. identity, image (and all): a fresh identity server: SQLite and token keys
+#    in a temporary directory, db sync, token setup-keys, bootstrap,
+#    `stratus-api identity` on a free loopback port, with the settings Tempest
+#    needs (see docs/tempest.md). For the image suite also `stratus-api image`
+#    on the same database, with its own data and staging directories,
+#    registered in the catalog (type image) with `stratus-manage service
+#    register`.
+#    object_storage: no server is started. The cloud is STRATUS_TEMPEST_CLOUD,
+#    a cloud of clouds.yaml (OS_CLIENT_CONFIG_FILE, else openstacksdk's
+#    places: ./clouds.yaml, ~/.config/openstack/clouds.yaml,
+#    /etc/openstack/clouds.yaml) whose password credentials are a cloud admin's
+#    (admin role on the admin project): Tempest creates a project and user per
+#    test class with them, and deletes them afterwards. The script logs in,
+#    finds the object-store endpoint in the catalog and reads the proxy's /info
+#    (swift-info.json): Tempest is told the middlewares listed there.
 # 3. A tempest.conf for them, then `tempest run` (stestr) over the suite's
-#    regex minus its exclude list(s), tests/tempest/exclude-<suite>.txt.
+#    regex minus its exclude list(s), tests/tempest/exclude-<suite>.txt
+#    (exclude-object-storage.txt for object_storage).
 # 4. The servers are stopped by a trap: always, also on failure and Ctrl-C.
 #
 # Output (replaced on every run) in $STRATUS_TEMPEST_OUT, default .lab/tempest/:
 # tempest.conf, tempest.log (every request and response), api.log (the
-# identity server's log), image-api.log (the image server's), run.txt (the
-# test run), exclude.txt (the exclusions applied), results.subunit,
-# summary.json. The exit code is tempest's: 0 when no test failed.
+# identity server's log), image-api.log (the image server's), swift-info.json
+# (object_storage: the proxy's /info), run.txt (the test run), exclude.txt
+# (the exclusions applied), results.subunit, summary.json. The exit code is
+# tempest's: 0 when no test failed. For object_storage the directory is
+# private (umask 077): tempest.conf holds the cloud admin's password.
 #
 # Environment: STRATUS_VENV (.venv), STRATUS_TEMPEST_VENV (.venv-tempest),
 # STRATUS_TEMPEST_VERSION (47.0.0), STRATUS_TEMPEST_CONCURRENCY (2),
-# STRATUS_TEMPEST_SUITE (all: identity and image), STRATUS_TEMPEST_REGEX
-# (default: the suite's; overrides the selection, not the exclusions),
-# STRATUS_TEMPEST_OUT.
+# STRATUS_TEMPEST_SUITE (all: identity and image; identity, image,
+# object_storage), STRATUS_TEMPEST_REGEX (default: the suite's; overrides the
+# selection, not the exclusions), STRATUS_TEMPEST_OUT.
+# object_storage only: STRATUS_TEMPEST_CLOUD (required), OS_CLIENT_CONFIG_FILE,
+# STRATUS_TEMPEST_OPERATOR_ROLE (member: the role that owns a project's
+# account, one of the proxy's keystoneauth operator_roles),
+# STRATUS_TEMPEST_RESELLER_ADMIN_ROLE (ResellerAdmin).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,13 +67,22 @@ case $suite in
   identity) suite_regex='^tempest\.api\.identity\.' ; suites="identity" ;;
   image) suite_regex='^tempest\.api\.image\.v2\.' ; suites="image" ;;
   all) suite_regex='^tempest\.api\.(identity|image\.v2)\.' ; suites="identity image" ;;
-  *) log "STRATUS_TEMPEST_SUITE must be identity, image or all, not '$suite'"; exit 2 ;;
+  object_storage) suite_regex='^tempest\.api\.object_storage\.' ; suites="object-storage" ;;
+  *) log "STRATUS_TEMPEST_SUITE must be identity, image, object_storage or all, not '$suite'"; exit 2 ;;
 esac
 regex=${STRATUS_TEMPEST_REGEX:-$suite_regex}
 with_image=false
 case " $suites " in *" image "*) with_image=true ;; esac
 
-if [ ! -x "$venv/bin/stratus-api" ]; then
+existing_cloud=false
+if [ "$suite" = object_storage ]; then
+  existing_cloud=true
+  cloud=${STRATUS_TEMPEST_CLOUD:-}
+  if [ -z "$cloud" ]; then
+    log "the object_storage suite runs against an existing cloud: set STRATUS_TEMPEST_CLOUD to its name in clouds.yaml"
+    exit 2
+  fi
+elif [ ! -x "$venv/bin/stratus-api" ]; then
   log "$venv has no stratus-api; run 'make bootstrap' first"
   exit 2
 fi
@@ -71,7 +100,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# --- 2. A throwaway identity server ----------------------------------------
+# --- 2. The output directory, the servers' trap ------------------------------
+# For an existing cloud tempest.conf holds its admin's password: keep it private.
+if $existing_cloud; then umask 077; fi
 rm -rf "$out"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -108,6 +139,273 @@ trap cleanup EXIT
 trap 'log interrupted; exit 130' INT
 trap 'log terminated; exit 143' TERM
 
+# Tempest's run over the suite's regex minus its exclusions, then the
+# summary; exits with Tempest's code. Called once tempest.conf is written.
+run_tempest() {
+  local name rc=0 start elapsed exclude_list=$out/exclude.txt
+  # The exclusions of the suites that run, in one list (stestr takes one).
+  for name in $suites; do
+    cat "$here/tests/tempest/exclude-$name.txt"
+  done > "$exclude_list"
+
+  log "running tempest $version: $regex (concurrency $concurrency)"
+  cd "$out"
+  start=$(date +%s)
+  "$tvenv/bin/tempest" run --config-file "$out/tempest.conf" --regex "$regex" \
+    --exclude-list "$exclude_list" --concurrency "$concurrency" > "$out/run.txt" 2>&1 || rc=$?
+  elapsed=$(( $(date +%s) - start ))
+  sed -n '/^Totals$/,/^Sum of execute/p' "$out/run.txt"
+
+  "$tvenv/bin/stestr" last --subunit > "$out/results.subunit" 2>/dev/null || true
+  "$tvenv/bin/tempest" run --config-file "$out/tempest.conf" --regex "$regex" --list-tests \
+    2>/dev/null | grep '^tempest\.' > "$out/selected.txt" || true
+  "$tvenv/bin/python" "$here/scripts/tempest_summary.py" \
+    --subunit "$out/results.subunit" --selected "$out/selected.txt" \
+    --exclude-list "$exclude_list" --json "$out/summary.json" \
+    --tempest-version "$version" --seconds "$elapsed" --exit-code "$rc" || true
+  if $existing_cloud; then
+    log "logs in $out (tempest.log: every request; swift-info.json: the proxy's /info)"
+  else
+    log "logs in $out (tempest.log: every request; api.log, image-api.log: the servers)"
+  fi
+  exit "$rc"
+}
+
+# --- 2a. object_storage: an existing cloud ------------------------------------
+if $existing_cloud; then
+  # Log in as the cloud's admin with the credentials of clouds.yaml, find the
+  # object-store endpoint (public, the cloud's region) and read the proxy's
+  # /info. Prints shell assignments (shlex-quoted) for the settings below;
+  # the names come from the token, so clouds.yaml may give IDs instead.
+  settings=$(STRATUS_TEMPEST_OUT=$out "$tvenv/bin/python" - "$cloud" <<'PY'
+import json
+import os
+import shlex
+import ssl
+import sys
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+name = sys.argv[1]
+out = Path(os.environ["STRATUS_TEMPEST_OUT"])
+
+
+def fail(message: str) -> None:
+    print(f"tempest.sh: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+candidates = (
+    [os.environ["OS_CLIENT_CONFIG_FILE"]]
+    if os.environ.get("OS_CLIENT_CONFIG_FILE")
+    else ["clouds.yaml", "~/.config/openstack/clouds.yaml", "/etc/openstack/clouds.yaml"]
+)
+paths = [Path(c).expanduser() for c in candidates]
+path = next((p for p in paths if p.is_file()), None)
+if path is None:
+    fail(f"no clouds.yaml (looked at {', '.join(map(str, paths))})")
+clouds = (yaml.safe_load(path.read_text()) or {}).get("clouds") or {}
+if name not in clouds:
+    fail(f"{path} has no cloud '{name}' (it has: {', '.join(sorted(clouds)) or 'none'})")
+config = clouds[name]
+auth = config.get("auth") or {}
+if config.get("auth_type", "password") not in ("password", "v3password"):
+    fail(f"cloud '{name}': only password credentials are supported")
+for key in ("auth_url", "username", "password"):
+    if not auth.get(key):
+        fail(f"cloud '{name}' in {path} has no auth.{key}")
+
+auth_url = auth["auth_url"].rstrip("/")
+uri_v3 = auth_url if auth_url.endswith("/v3") else auth_url + "/v3"
+verify = config.get("verify", True)
+cacert = config.get("cacert") or ""
+context = ssl.create_default_context(cafile=cacert or None)
+if not verify:
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+
+
+def domain(prefix: str) -> dict:
+    if auth.get(f"{prefix}_domain_id"):
+        return {"id": auth[f"{prefix}_domain_id"]}
+    return {"name": auth.get(f"{prefix}_domain_name") or "Default"}
+
+
+if auth.get("project_id"):
+    project = {"id": auth["project_id"]}
+elif auth.get("project_name"):
+    project = {"name": auth["project_name"], "domain": domain("project")}
+else:
+    fail(f"cloud '{name}' needs a project (the admin project)")
+request = urllib.request.Request(
+    uri_v3 + "/auth/tokens",
+    data=json.dumps(
+        {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": auth["username"],
+                            "password": auth["password"],
+                            "domain": domain("user"),
+                        }
+                    },
+                },
+                "scope": {"project": project},
+            }
+        }
+    ).encode(),
+    headers={"Content-Type": "application/json"},
+    method="POST",
+)
+try:
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        token_id = response.headers["X-Subject-Token"]
+        token = json.load(response)["token"]
+except OSError as error:
+    fail(f"cannot log in to {uri_v3} as cloud '{name}': {error}")
+if "admin" not in {role["name"] for role in token.get("roles", [])}:
+    fail(f"cloud '{name}' is not an admin (Tempest creates its users and projects with it)")
+
+region = config.get("region_name") or ""
+interface = "public"
+urls = [
+    (endpoint.get("region_id") or endpoint.get("region") or "", endpoint["url"])
+    for service in token.get("catalog", [])
+    if service["type"] == "object-store"
+    for endpoint in service["endpoints"]
+    if endpoint["interface"] == interface
+]
+urls = [(r, u) for r, u in urls if not region or r == region]
+if not urls:
+    fail(f"no {interface} object-store endpoint in the catalog (region '{region or 'any'}')")
+region, store_url = urls[0]
+
+# /info is at the proxy's root, beside /v1.
+parts = urlsplit(store_url)
+prefix = parts.path.split("/v1", 1)[0].rstrip("/")
+info_url = urlunsplit((parts.scheme, parts.netloc, prefix + "/info", "", ""))
+try:
+    with urllib.request.urlopen(info_url, timeout=30, context=context) as response:
+        info = json.load(response)
+except OSError as error:
+    fail(f"cannot read the proxy's capabilities at {info_url}: {error}")
+(out / "swift-info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+# The TempURL digest: sha256 if the proxy takes it, else the first it takes
+# and does not deprecate.
+tempurl = info.get("tempurl") or {}
+allowed = tempurl.get("allowed_digests") or ["sha1"]
+deprecated = set(tempurl.get("deprecated_digests") or [])
+digest = "sha256" if "sha256" in allowed else next(
+    (d for d in allowed if d not in deprecated), allowed[0]
+)
+settings = {
+    "uri_v3": uri_v3,
+    "region": region,
+    "store_url": store_url,
+    "info_url": info_url,
+    "admin_username": token["user"]["name"],
+    "admin_password": auth["password"],
+    "admin_user_domain": token["user"]["domain"]["name"],
+    "admin_project": token["project"]["name"],
+    "admin_project_domain": token["project"]["domain"]["name"],
+    "discoverable_apis": ", ".join(sorted(info)),
+    "tempurl_digest": digest,
+    "swift_version": (info.get("swift") or {}).get("version", "unknown"),
+    # [identity] TLS settings (Tempest's clients all use them), as in clouds.yaml.
+    "tls_settings": "\n".join(
+        ([f"ca_certificates_file = {cacert}"] if cacert else [])
+        + [f"disable_ssl_certificate_validation = {'false' if verify else 'true'}"]
+    ),
+}
+for key, value in settings.items():
+    print(f"{key}={shlex.quote(value)}")
+PY
+  )
+  eval "$settings"
+  log "cloud '$cloud': identity $uri_v3, object storage $store_url (Swift $swift_version, region $region)"
+  log "middlewares in $info_url: $discoverable_apis"
+  operator_role=${STRATUS_TEMPEST_OPERATOR_ROLE:-member}
+  reseller_admin_role=${STRATUS_TEMPEST_RESELLER_ADMIN_ROLE:-ResellerAdmin}
+
+  cat > "$out/tempest.conf" <<EOF
+[DEFAULT]
+log_dir = $out
+log_file = tempest.log
+debug = true
+use_stderr = false
+
+[auth]
+# Tempest creates a project and user per test class with the cloud admin's
+# credentials (admin role on the admin project), and deletes them after.
+use_dynamic_credentials = true
+create_isolated_networks = false
+admin_username = $admin_username
+admin_password = $admin_password
+admin_project_name = $admin_project
+admin_domain_name = $admin_user_domain
+admin_user_domain_name = $admin_user_domain
+admin_project_domain_name = $admin_project_domain
+default_credentials_domain_name = $admin_project_domain
+
+[identity]
+uri_v3 = $uri_v3
+auth_version = v3
+region = $region
+v3_endpoint_type = public
+catalog_type = identity
+admin_role = admin
+admin_domain_scope = false
+$tls_settings
+
+[identity-feature-enabled]
+api_v2 = false
+api_v2_admin = false
+api_v3 = true
+
+[object-storage]
+catalog_type = object-store
+region = $region
+endpoint_type = public
+# keystoneauth: the operator role owns the project's account (one of the
+# proxy's operator_roles); the reseller admin may act on every account.
+operator_role = $operator_role
+reseller_admin_role = $reseller_admin_role
+build_timeout = 30
+
+[object-storage-feature-enabled]
+# The middlewares the proxy's /info lists (swift-info.json); the tests of the
+# others skip themselves.
+discoverable_apis = $discoverable_apis
+discoverability = true
+# Old-style container sync (X-Container-Sync-To with a URL) is Tempest's
+# skipped test (bug 1317133); realm-based sync is excluded (no realms, no
+# container-sync daemon: tests/tempest/exclude-object-storage.txt).
+container_sync = false
+# versioned_writes (X-Versions-Location, X-History-Location) is in the pipeline.
+object_versioning = true
+tempurl_digest_hashlib = $tempurl_digest
+
+[service_available]
+swift = true
+cinder = false
+neutron = false
+glance = false
+nova = false
+horizon = false
+
+[validation]
+run_validation = false
+EOF
+  run_tempest
+fi
+
+# --- 2b. identity, image: a throwaway identity server -----------------------
 free_port() {
   "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -306,27 +604,4 @@ horizon = false
 run_validation = false
 EOF
 
-# The exclusions of the suites that run, in one list (stestr takes one).
-for name in $suites; do
-  cat "$here/tests/tempest/exclude-$name.txt"
-done > "$out/exclude.txt"
-exclude_list=$out/exclude.txt
-
-log "running tempest $version: $regex (concurrency $concurrency)"
-cd "$out"
-start=$(date +%s)
-rc=0
-"$tvenv/bin/tempest" run --config-file "$out/tempest.conf" --regex "$regex" \
-  --exclude-list "$exclude_list" --concurrency "$concurrency" > "$out/run.txt" 2>&1 || rc=$?
-elapsed=$(( $(date +%s) - start ))
-sed -n '/^Totals$/,/^Sum of execute/p' "$out/run.txt"
-
-"$tvenv/bin/stestr" last --subunit > "$out/results.subunit" 2>/dev/null || true
-"$tvenv/bin/tempest" run --config-file "$out/tempest.conf" --regex "$regex" --list-tests \
-  2>/dev/null | grep '^tempest\.' > "$out/selected.txt" || true
-"$tvenv/bin/python" "$here/scripts/tempest_summary.py" \
-  --subunit "$out/results.subunit" --selected "$out/selected.txt" \
-  --exclude-list "$exclude_list" --json "$out/summary.json" \
-  --tempest-version "$version" --seconds "$elapsed" --exit-code "$rc" || true
-log "logs in $out (tempest.log: every request; api.log, image-api.log: the servers)"
-exit "$rc"
+run_tempest

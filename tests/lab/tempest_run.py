@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +15,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_tempest_suite(suite: str, out: Path, timeout: int) -> dict[str, Any]:
+def run_tempest_suite(
+    suite: str, out: Path, timeout: int, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``STRATUS_TEMPEST_SUITE=SUITE scripts/tempest.sh`` and check its summary.
 
-    Fails with the end of its output on any Tempest failure, on tests that did
-    not run, or when nothing passed; returns summary.json otherwise.
+    ENV adds to (or overrides) the environment, for example
+    ``STRATUS_TEMPEST_CLOUD`` and ``OS_CLIENT_CONFIG_FILE`` for the
+    object_storage suite. Fails with the end of its output on any Tempest
+    failure, on tests that did not run, or when nothing passed; returns
+    summary.json otherwise.
     """
-    env = {**os.environ, "STRATUS_TEMPEST_OUT": str(out), "STRATUS_TEMPEST_SUITE": suite}
-    env.pop("STRATUS_TEMPEST_REGEX", None)
+    environment = {
+        **os.environ,
+        **(env or {}),
+        "STRATUS_TEMPEST_OUT": str(out),
+        "STRATUS_TEMPEST_SUITE": suite,
+    }
+    environment.pop("STRATUS_TEMPEST_REGEX", None)
     # A session of its own, so that on a timeout the whole run (the script,
     # tempest and its workers) gets SIGTERM and the script's trap stops the
     # servers; a plain kill of the script would leave them running.
     process = subprocess.Popen(
         [str(ROOT / "scripts" / "tempest.sh")],
         cwd=ROOT,
-        env=env,
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -27,9 +27,12 @@ PROXY_PIPELINE = [
     "container_sync",
     "bulk",
     "tempurl",
+    "formpost",
     "ratelimit",
+    "crossdomain",
     "authtoken",
     "keystoneauth",
+    "staticweb",
     "copy",
     "container-quotas",
     "account-quotas",
@@ -57,6 +60,7 @@ def _sections_and_pipeline(name: str) -> tuple[set[str], list[str]]:
         "account-server.conf.j2",
         "container-server.conf.j2",
         "object-server.conf.j2",
+        "object-expirer.conf.j2",
     ],
 )
 def test_every_stage_has_its_section(name: str) -> None:
