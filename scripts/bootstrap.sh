@@ -18,6 +18,9 @@ apt_packages=(
   # Swift's ring library: stratus.cloud.swift_ring builds the object store's
   # rings with it (tests run the module with /usr/bin/python3).
   python3-swift
+  # A local Swift cluster for the object storage API tests (tests/swift_cluster.py):
+  # the proxy's keystonemiddleware auth_token and its memcached.
+  python3-keystonemiddleware memcached
 )
 
 missing=()

@@ -417,3 +417,42 @@ def image_conn(identity_server: IdentityServer, image_server: ApiServer) -> Any:
     )
     yield conn
     conn.close()
+
+
+# --- object storage (Swift, configured by roles/object_storage) ---------------------------
+
+SWIFT_SERVICE_PASSWORD = "swift-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def swift_cluster(identity_server: IdentityServer) -> Iterator[Any]:
+    """A real local Swift cluster (tests/swift_cluster.py) whose proxy trusts
+    ``identity_server``; the object-store service is in its catalog."""
+    from tests import swift_cluster as swift
+
+    reason = swift.missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    identity_server.manage(
+        "service",
+        "register",
+        "--type",
+        "object-store",
+        "--name",
+        "swift",
+        "--description",
+        "Stratus object storage (OpenStack Swift)",
+        "--public-url",
+        f"http://127.0.0.1:{port}/v1/AUTH_%(project_id)s",
+        "--user",
+        "swift",
+        env={"STRATUS_SERVICE_PASSWORD": SWIFT_SERVICE_PASSWORD},
+    )
+    cluster = swift.start_swift_cluster(
+        identity_server.url, SWIFT_SERVICE_PASSWORD, proxy_port=port
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
