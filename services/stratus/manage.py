@@ -121,6 +121,7 @@ def cmd_service_register(config: Config, args: argparse.Namespace) -> int:
         public_url=args.public_url,
         internal_url=args.internal_url,
         admin_url=args.admin_url,
+        roles=tuple(args.role),
     )
     try:
         result = register_service(dbmod.Database(dbmod.engine_from_config(config)), spec)
@@ -210,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     register.add_argument(
         "--user", help="the service user (Default domain); default: the service name"
+    )
+    register.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        help="one more role (existing, e.g. member) for the user on the project; repeatable",
     )
     groups.add_parser("status", help="check schema and keys", parents=[common])
     return parser

@@ -198,3 +198,29 @@ def test_register_before_bootstrap_fails_clearly(tmp_path: Path):
     )
     assert result.returncode == 1
     assert "bootstrap" in result.stderr
+
+
+def test_more_roles_on_the_service_project(server):
+    """``--role member``: what a service needs of another (the image service's
+    user owning its project's Swift account) is granted with the rest."""
+    url = "http://image.example.net:9292"
+    register(server, "--public-url", url)
+    result = register(server, "--public-url", url, "--role", "member", "--role", "member")
+    assert json.loads(result.stdout)["changes"] == ["member on project service for glance"]
+    assert not changed(register(server, "--public-url", url, "--role", "member"))
+    users = expect(request(server, "GET", "/users", params={"name": "glance"}))["users"]
+    assignments = expect(
+        request(server, "GET", "/role_assignments", params={"user.id": users[0]["id"]})
+    )["role_assignments"]
+    assert {a["role"]["id"] for a in assignments} == {
+        role_id(server, "service"),
+        role_id(server, "member"),
+    }
+
+
+def test_an_unknown_role_changes_nothing(server):
+    result = register(server, "--public-url", "http://other.example.net:9292", "--role", "nope")
+    assert result.returncode == 1
+    assert "role nope does not exist" in result.stderr
+    endpoints = image_endpoints(server)
+    assert "other.example.net" not in endpoints["public"]["url"]

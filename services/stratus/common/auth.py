@@ -141,6 +141,29 @@ class ServiceCredentials:
     user_domain_name: str = "Default"
     project_domain_name: str = "Default"
 
+    def auth_request(self) -> dict[str, Any]:
+        """The body of ``POST /v3/auth/tokens``: password, project scope."""
+        return {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": self.username,
+                            "password": self.password,
+                            "domain": {"name": self.user_domain_name},
+                        }
+                    },
+                },
+                "scope": {
+                    "project": {
+                        "name": self.project_name,
+                        "domain": {"name": self.project_domain_name},
+                    }
+                },
+            }
+        }
+
 
 class RemoteValidator:
     """Validates user tokens with identity, caching answers for ``cache_ttl`` s.
@@ -169,26 +192,7 @@ class RemoteValidator:
             if not force and self._service_token and self._service_token[1] > time.time() + 30:
                 return self._service_token[0]
             c = self.credentials
-            body = {
-                "auth": {
-                    "identity": {
-                        "methods": ["password"],
-                        "password": {
-                            "user": {
-                                "name": c.username,
-                                "password": c.password,
-                                "domain": {"name": c.user_domain_name},
-                            }
-                        },
-                    },
-                    "scope": {
-                        "project": {
-                            "name": c.project_name,
-                            "domain": {"name": c.project_domain_name},
-                        }
-                    },
-                }
-            }
+            body = c.auth_request()
             response = self.client.post(f"{c.auth_url.rstrip('/')}/v3/auth/tokens", json=body)
             if response.status_code != 201:
                 raise errors.ServiceUnavailable("The service cannot authenticate with identity.")

@@ -49,6 +49,9 @@ class ServiceSpec:
     description: str = ""
     region: str = "RegionOne"
     project: str = "service"
+    # More roles (which must exist, e.g. member) for the user on the project,
+    # beyond ``service``: what another service's policy asks of it.
+    roles: tuple[str, ...] = ()
 
 
 class NotBootstrapped(Exception):
@@ -242,7 +245,8 @@ def _ensure_endpoints(
 def register_service(db: Database, spec: ServiceSpec) -> dict[str, Any]:
     """The catalog entry of a service (its endpoints in one region) and its
     service user, with the ``service`` role on the service project, so that it
-    can validate its callers' tokens. Needs ``bootstrap`` to have run."""
+    can validate its callers' tokens, and the extra ``spec.roles`` there.
+    Needs ``bootstrap`` to have run."""
     changes: list[str] = []
     urls = {
         "public": spec.public_url,
@@ -301,17 +305,24 @@ def register_service(db: Database, spec: ServiceSpec) -> dict[str, Any]:
             project.enabled = True
             changes.append(f"enabled project {spec.project}")
         user = _ensure_user(session, changes, spec.user, spec.password, project.id)
-        _ensure(
-            session,
-            model.Assignment,
-            changes,
-            f"service on project {spec.project} for {spec.user}",
-            {
-                "type": model.USER_PROJECT,
-                "actor_id": user.id,
-                "target_id": project.id,
-                "role_id": role.id,
-                "inherited": False,
-            },
-        )
+        granted = [role]
+        for name in dict.fromkeys(spec.roles):
+            extra = session.scalar(select(model.Role).filter_by(name=name, domain_id="<<null>>"))
+            if extra is None:
+                raise NotBootstrapped(f"role {name} does not exist")
+            granted.append(extra)
+        for grant in dict.fromkeys(granted):
+            _ensure(
+                session,
+                model.Assignment,
+                changes,
+                f"{grant.name} on project {spec.project} for {spec.user}",
+                {
+                    "type": model.USER_PROJECT,
+                    "actor_id": user.id,
+                    "target_id": project.id,
+                    "role_id": grant.id,
+                    "inherited": False,
+                },
+            )
     return {"changed": bool(changes), "changes": changes}

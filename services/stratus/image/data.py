@@ -326,19 +326,21 @@ def run_import(svc: ImageService, image_id: str, lock: DataLock) -> None:
         except BaseException:
             writer.abort()
             raise
-        activate(svc, image_id, "importing", digest, inspection, location, **values)
+        # The property first: a client that sees the status change sees the
+        # property that goes with it.
         _set_import_error(svc, image_id, None)
+        activate(svc, image_id, "importing", digest, inspection, location, **values)
         LOG.info("image %s imported (%d bytes)", image_id, digest.size)
     except (formats.ImageFormatError, StoreError, StoreFull, errors.ApiError, OSError) as exc:
         message = "Image storage media is full." if isinstance(exc, StoreFull) else str(exc)
         LOG.warning("import of image %s failed: %s", image_id, message)
+        _set_import_error(svc, image_id, message)
         with svc.db.session() as session:
             session.execute(
                 update(Image)
                 .where(Image.id == image_id, Image.status == "importing")
                 .values(status="queued", upload_host=None, updated_at=utcnow())
             )
-        _set_import_error(svc, image_id, message)
     except Exception:
         LOG.exception("import of image %s failed unexpectedly", image_id)
         raise

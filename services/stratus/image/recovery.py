@@ -25,6 +25,7 @@ from stratus.common.db import utcnow
 from stratus.image import data
 from stratus.image.model import Image
 from stratus.image.service import DataLock, ImageService
+from stratus.image.store import StoreError
 
 LOG = logging.getLogger(__name__)
 
@@ -32,9 +33,17 @@ BUSY = ("saving", "uploading", "importing")
 
 
 def purge(svc: ImageService, image_id: str, location: str | None) -> None:
-    """Remove a deleted image's data, staged data and lock file."""
+    """Remove a deleted image's data, staged data and lock file.
+
+    When the store cannot delete now (object storage unreachable), the row
+    keeps its location and the next recovery pass (at start) tries again.
+    """
     if location:
-        svc.store.delete(location)
+        try:
+            svc.store.delete(location)
+        except StoreError as exc:
+            LOG.warning("data of deleted image %s left for later: %s", image_id, exc)
+            return
     staged = svc.staged_path(image_id)
     for path in (staged, staged.with_name(staged.name + ".partial")):
         path.unlink(missing_ok=True)

@@ -12,9 +12,10 @@ from typing import Any
 from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database, engine_from_config
 from stratus.common.policy import Enforcer
-from stratus.image import settings
+from stratus.image import settings, swift_store
 from stratus.image.policies import RULES
-from stratus.image.store import FilesystemStore, Store, StoreError
+from stratus.image.store import FilesystemStore, Store, StoreError, StoreFull
+from stratus.image.swift_store import SwiftStore
 
 
 @dataclass
@@ -41,13 +42,32 @@ class ImageService:
             raise ConfigError(
                 f"[image] container_formats: unknown formats {', '.join(sorted(unknown))}"
             )
-        store = FilesystemStore(section.filesystem_store_datadir)
         staging = Path(section.staging_dir)
         try:
-            store.check()
             (staging / "locks").mkdir(parents=True, exist_ok=True, mode=0o750)
-        except (OSError, StoreError) as exc:
+        except OSError as exc:
             raise ConfigError(f"[image] cannot use the image directories: {exc}") from exc
+        store: FilesystemStore | SwiftStore
+        if section.store == "swift":
+            container = section.swift_store_container
+            if not container or "/" in container or len(container) > 240:
+                raise ConfigError(
+                    f"[image] swift_store_container: {container!r} is not a container name "
+                    "(1 to 240 characters, no /)"
+                )
+            store = swift_store.from_config(
+                section, config.section(settings.AUTHTOKEN_SECTION), staging
+            )
+            try:
+                store.check()
+            except (OSError, StoreError, StoreFull) as exc:
+                raise ConfigError(f"[image] store = swift: object storage: {exc}") from exc
+        else:
+            store = FilesystemStore(section.filesystem_store_datadir)
+            try:
+                store.check()
+            except (OSError, StoreError) as exc:
+                raise ConfigError(f"[image] cannot use the image directories: {exc}") from exc
         return cls(
             config=config,
             db=Database(engine_from_config(config)),

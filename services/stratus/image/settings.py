@@ -34,7 +34,12 @@ register(
             "Largest image in bytes that can be uploaded or staged.",
             minimum=1,
         ),
-        Option("store", default="filesystem", choices=("filesystem",), help="Image data backend."),
+        Option(
+            "store",
+            default="filesystem",
+            choices=("filesystem", "swift"),
+            help="Image data backend: a directory (filesystem) or object storage (swift).",
+        ),
         Option(
             "filesystem_store_datadir",
             default="/var/lib/stratus/images",
@@ -44,6 +49,75 @@ register(
             "staging_dir",
             default="/var/lib/stratus/image-staging",
             help="Directory of data staged for interoperable import.",
+        ),
+        Option(
+            "swift_store_auth_url",
+            default="",
+            help="Identity URL of the Swift user (swift store); empty: [image_authtoken] auth_url.",
+        ),
+        Option(
+            "swift_store_user",
+            default="",
+            help="User whose project's account holds the images; empty: [image_authtoken] "
+            "username. It needs an operator role (member) on swift_store_project_name.",
+        ),
+        Option(
+            "swift_store_password",
+            default="",
+            help="That user's password; empty: [image_authtoken] password.",
+        ),
+        Option(
+            "swift_store_project_name",
+            default="",
+            help="Project whose account holds the images; empty: [image_authtoken] project_name.",
+        ),
+        Option(
+            "swift_store_user_domain_name",
+            default="",
+            help="Domain of swift_store_user; empty: [image_authtoken] user_domain_name.",
+        ),
+        Option(
+            "swift_store_project_domain_name",
+            default="",
+            help="Domain of swift_store_project_name; empty: [image_authtoken] "
+            "project_domain_name.",
+        ),
+        Option(
+            "swift_store_region_name",
+            default="",
+            help="Region of the object-store endpoint in the catalog; empty: any.",
+        ),
+        Option(
+            "swift_store_interface",
+            default="internal",
+            choices=("internal", "public", "admin"),
+            help="Interface of the object-store endpoint in the catalog.",
+        ),
+        Option(
+            "swift_store_endpoint",
+            default="",
+            help="Account URL instead of the catalog's, e.g. "
+            "http://swift:8080/v1/AUTH_{project_id}; empty: the catalog's.",
+        ),
+        Option(
+            "swift_store_container",
+            default="stratus-images",
+            help="Container of the images (made at start); segments go to <container>_segments.",
+        ),
+        Option(
+            "swift_store_segment_size",
+            "int",
+            268435456,
+            "Images larger than this many bytes are stored as segments of this size "
+            "(below Swift's largest object, 5 GiB).",
+            minimum=1048576,
+        ),
+        Option(
+            "swift_store_timeout",
+            "float",
+            60.0,
+            "Seconds to wait for identity and Swift.",
+            minimum=1,
         ),
         Option(
             "disk_formats",

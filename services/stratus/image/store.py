@@ -55,11 +55,12 @@ class Store(Protocol):
         """(image ID, path) of data written but never committed or aborted."""
 
 
-class FilesystemWriter:
-    def __init__(self, final: Path):
-        self.final = final
-        self.partial = final.with_name(final.name + ".partial")
-        self._file: BinaryIO | None = open(self.partial, "wb")  # noqa: SIM115 - closed in commit/abort
+class SpoolWriter:
+    """Writes to a local ``.partial`` file; subclasses decide what ``commit`` does."""
+
+    def __init__(self, partial: Path):
+        self.partial = partial
+        self._file: BinaryIO | None = open(partial, "wb")  # noqa: SIM115 - closed in commit/abort
 
     @property
     def local_path(self) -> Path:
@@ -79,6 +80,20 @@ class FilesystemWriter:
             except OSError as exc:
                 raise _translate(exc) from exc
 
+    def abort(self) -> None:
+        """Forget what was written (idempotent)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # the data is being thrown away
+                self._file.close()
+            self._file = None
+        self.partial.unlink(missing_ok=True)
+
+
+class FilesystemWriter(SpoolWriter):
+    def __init__(self, final: Path):
+        self.final = final
+        super().__init__(final.with_name(final.name + ".partial"))
+
     def commit(self) -> str:
         assert self._file is not None, "commit after commit or abort"
         try:
@@ -92,13 +107,6 @@ class FilesystemWriter:
             self.abort()
             raise _translate(exc) from exc
         return f"file://{self.final}"
-
-    def abort(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):  # the data is being thrown away
-                self._file.close()
-            self._file = None
-        self.partial.unlink(missing_ok=True)
 
 
 class FilesystemStore:
