@@ -1,14 +1,17 @@
 """The benchmarks (identity, image) run end to end and print their tables.
 
 Only that it runs: the figures themselves are never asserted (a shared CI
-machine's timings say nothing about pass or fail).
+machine's timings say nothing about pass or fail). The object storage
+benchmark needs a rolled-out cloud, so only its pure helpers are checked.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +90,53 @@ def test_image_benchmark_prints_its_table() -> None:
     # Stratus rows carry the service's memory during the operation.
     upload = next(cells for name, cells in rows.items() if name.startswith("Stratus upload"))
     assert upload[8].strip() not in ("", "—")
+
+
+def _object_storage_module() -> Any:
+    """benchmarks/object_storage.py, imported (it needs a rolled-out cloud to run)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "bench_object_storage", SCRIPT.with_name("object_storage.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+
+
+def test_object_storage_benchmark_helpers() -> None:
+    # Its runs need `make aio` (a Swift proxy and a storage host over ssh), so only
+    # its pure helpers are checked here, without a network.
+    bench = _object_storage_module()
+    assert bench.parse_batches("500x4K, 200x64K") == [(500, 4096), (200, 65536)]
+    assert bench.parse_batches("4x64MiB") == [(4, 64 * 1024 * 1024)]
+    for bad in ("", "x4K", "4x", "0x4K", "4*4K"):
+        with pytest.raises(ValueError):
+            bench.parse_batches(bad)
+    assert bench.size_label(4096) == "4 KiB"
+    assert bench.size_label(64 * 1024 * 1024) == "64 MiB"
+    assert bench.size_label(1000) == "1000 B"
+    assert bench.segments_of(40, 16) == [(0, 16), (16, 16), (32, 8)]
+    assert bench.segments_of(32, 16) == [(0, 16), (16, 16)]
+    conf = (
+        "[DEFAULT]\ninterval = 5\n\n"
+        "[object-replicator]\n# interval = 1\nconcurrency = 1\ninterval = 30\n"
+    )
+    assert bench.ini_option(conf, "object-replicator", "interval") == "30"
+    assert bench.ini_option(conf, "object-auditor", "interval") is None
+    times = [3.0, 1.0, 2.0, 4.0]
+    assert bench.percentile_times(times, 4, (0.25, 0.5, 1.0)) == [1.0, 2.0, 4.0]
+    first, last = bench.percentile_times(times, 5, (0.2, 1.0))
+    assert first == 1.0 and last != last  # one of five never came back: nan
+    text = (
+        "# Refs\n\n- A guest: 0.4 s.\n"
+        "- OpenStack Swift all-in-one with 3 replicas:\n  about 5 % of cp.\n"
+    )
+    assert bench.swift_references(text) == [
+        "OpenStack Swift all-in-one with 3 replicas: about 5 % of cp."
+    ]
+    assert bench.swift_references("# Nothing\n\n- A guest: 0.4 s.\n") == []
