@@ -1,19 +1,31 @@
 """The Molecule scenario molecule/object-storage: OpenStack Swift rolled out by
-roles/object_storage on a real systemd host, trusting Stratus identity.
+roles/object_storage onto one proxy and three storage hosts in two regions,
+trusting Stratus identity.
 
-``molecule test -s object-storage`` creates a lab host (molecule-swift,
-172.31.231.61, through playbooks/lab.yml), generates secrets, converges
-identity as playbooks/site.yml rolls it out (common, database on SQLite,
-identity) and then the object storage role (proxy and storage together,
-three directory "devices" in three zones, replicas 3), converges again and
-fails on any change (idempotence), then verifies: every Swift unit the host
-needs runs and is enabled, the unused ones (reconstructor, sharder,
-container-sync) are stopped and disabled; /info lists SLO, TempURL, bulk
-and the other middleware; without a token the proxy answers 401; the demo
-user creates a container with the openstack CLI, uploads an object, lists
-it and downloads it with the same sha256; the admin of another project gets
-403 listing that container; the object has three replicas, one on each
-device. Then it removes the host. Needs root and the lab's tools.
+``molecule test -s object-storage`` creates four lab hosts (molecule-swift
+172.31.231.61 with identity and the proxy; molecule-sto1..3 .62-.64, one
+device each in zones r1z1, r1z2 and r2z1), generates secrets, converges
+playbooks/site.yml, converges again and fails on any change (idempotence),
+then verifies (verify.yml, resilience.yml):
+- every Swift unit a host needs runs and is enabled (the object expirer
+  included), the unused ones are stopped and disabled; the role refuses
+  another hash path prefix once rings exist;
+- /info, 401 without a token, an object stored and read back with the
+  openstack CLI, a container another project cannot list until a read ACL
+  admits it, CORS, a TempURL refused once expired, a revoked token refused
+  once the proxy's token cache (5 s here) has let it go, a static large
+  object through the swift CLI;
+- an object's three replicas on the three storage hosts (three zones);
+- a wiped device refilled by replication; a corrupted replica quarantined by
+  the auditor and replaced; a storage host cut off (black hole routes)
+  while an object is written (quorum) and read, then given the object by
+  replication once back; an X-Delete-After object hidden when due and its
+  replicas removed by the expirers;
+- a device added through the rollout (rings rebalanced, identical on every
+  host), then removed from the inventory: drained by one run, removed from
+  the rings by the next;
+- every replica and six reads through the proxy hold the stored bytes.
+Then it removes the hosts. Needs root and the lab's tools.
 """
 
 from __future__ import annotations
