@@ -579,3 +579,38 @@ def test_replicator_restores_a_lost_replica_over_rsync(
     assert lost in restored
     assert lost.read_bytes() == data  # a .data file is the body, its metadata in xattrs
     assert "object" in swift_cluster.log_tail("rsyncd", 200)
+
+
+def test_account_ratelimit_refuses_container_writes_beyond_the_rate(
+    identity_server: Any, swift_cluster: Any, unique: str
+) -> None:
+    """stratus_object_storage_account_ratelimit: container PUT/DELETE per second
+    per account. At 0.01 (one per 100 s) the second write would have to wait
+    longer than the middleware's longest sleep (60 s), so it is refused at once
+    with 498; other accounts keep their own budget. A cluster of its own: the
+    limit would slow every other test."""
+    from tests import swift_cluster as swift
+    from tests.conftest import SWIFT_SERVICE_PASSWORD
+
+    cluster = swift.start_swift_cluster(
+        identity_server.url,
+        SWIFT_SERVICE_PASSWORD,
+        overrides={"stratus_object_storage_account_ratelimit": 0.01},
+    )
+    try:
+        conf = (cluster.config_dir / "proxy-server.conf").read_text()
+        assert "account_ratelimit = 0.01" in conf
+        first = other_account(identity_server, cluster, f"rate-{unique}")
+        second = other_account(identity_server, cluster, f"rate2-{unique}")
+        with httpx.Client(timeout=30) as http:
+            put = http.put(f"{first['url']}/one", headers=first["headers"])
+            assert put.status_code == 201, put.text
+            again = http.put(f"{first['url']}/two", headers=first["headers"])
+            assert again.status_code == 498, (again.status_code, again.text)
+            assert http.head(f"{first['url']}/two", headers=first["headers"]).status_code == 404
+            # Reads are not limited, and another account has its own budget.
+            assert http.head(f"{first['url']}/one", headers=first["headers"]).status_code == 204
+            other = http.put(f"{second['url']}/one", headers=second["headers"])
+            assert other.status_code == 201, other.text
+    finally:
+        cluster.stop()
