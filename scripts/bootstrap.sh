@@ -21,6 +21,10 @@ apt_packages=(
   # A local Swift cluster for the object storage API tests (tests/swift_cluster.py):
   # the proxy's keystonemiddleware auth_token and its memcached.
   python3-keystonemiddleware memcached
+  # netlink for stratus.cloud.bridge, vlan and tunnel (tests run them with /usr/bin/python3).
+  python3-pyroute2
+  # ping: the host networking tests prove an overlay carries traffic.
+  iputils-ping
 )
 
 missing=()
