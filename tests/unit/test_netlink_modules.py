@@ -38,7 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.module_runner import module_task, results, start_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -494,67 +495,14 @@ def _start(workdir: Path, label: str, steps: list[dict]) -> subprocess.Popen[str
                 }
             )
             continue
-        task = {
-            "name": step["name"],
-            f"stratus.cloud.{step['module']}": step["args"],
-            "ignore_errors": True,
-            "diff": True,
-        }
-        if step.get("check"):
-            task["check_mode"] = True
-        if step.get("python"):
-            task["vars"] = {"ansible_python_interpreter": step["python"]}
-        tasks.append(task)
-    playbook = workdir / f"{label}.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": f"Netlink modules: {label}",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars": {"ansible_python_interpreter": SYSTEM_PYTHON},
-                    "tasks": tasks,
-                }
-            ],
-            sort_keys=False,
+        tasks.append(
+            module_task(step["name"], f"stratus.cloud.{step['module']}", step["args"], step)
         )
-    )
-    env = dict(os.environ)
-    env.update(
-        {
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_LOCALHOST_WARNING": "0",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-            "ANSIBLE_PIPELINING": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        }
-    )
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(playbook),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_playbook(workdir / f"{label}.yml", f"Netlink modules: {label}", tasks)
 
 
 def _results(run: subprocess.Popen[str]) -> dict[str, dict]:
-    stdout, stderr = run.communicate(timeout=300)
-    assert run.returncode == 0, f"ansible-playbook failed:\n{stdout}\n{stderr}"
-    report = json.loads(stdout)
-    return {
-        task["task"]["name"]: task["hosts"]["localhost"] for task in report["plays"][0]["tasks"]
-    }
+    return results(run)
 
 
 # Scenarios: each builds its namespaces' wiring with `ip`, then lists steps.

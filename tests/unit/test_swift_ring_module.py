@@ -28,7 +28,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.module_runner import module_task, results, start_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -264,67 +265,17 @@ def _start_steps(workdir: Path, steps: list[dict]) -> subprocess.Popen[str]:
                 }
             )
             continue
-        task = {
-            "name": step["name"],
-            step.get("module", "stratus.cloud.swift_ring"): step["args"],
-            "ignore_errors": True,
-            "diff": True,
-        }
-        if step.get("check"):
-            task["check_mode"] = True
-        if step.get("python"):
-            task["vars"] = {"ansible_python_interpreter": step["python"]}
-        tasks.append(task)
-    playbook = workdir / "play.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Swift ring module",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars": {"ansible_python_interpreter": SYSTEM_PYTHON},
-                    "tasks": tasks,
-                }
-            ],
-            sort_keys=False,
+        tasks.append(
+            module_task(
+                step["name"], step.get("module", "stratus.cloud.swift_ring"), step["args"], step
+            )
         )
-    )
-    env = dict(os.environ)
-    env.update(
-        {
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_LOCALHOST_WARNING": "0",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        }
-    )
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(playbook),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_playbook(workdir / "play.yml", "Swift ring module", tasks)
 
 
 def _results(run: subprocess.Popen[str]) -> dict[str, dict]:
     """The playbook's task results by step name."""
-    stdout, stderr = run.communicate(timeout=300)
-    assert run.returncode == 0, f"ansible-playbook failed:\n{stdout}\n{stderr}"
-    report = json.loads(stdout)
-    return {
-        task["task"]["name"]: task["hosts"]["localhost"] for task in report["plays"][0]["tasks"]
-    }
+    return results(run)
 
 
 def _ring_builder_cli(builder_file: Path) -> str:
