@@ -22,41 +22,14 @@ description:
   - O(state=absent) deletes the bridge; its ports stay, detached.
 author:
   - Stratus engineers (@stratus)
+extends_documentation_fragment:
+  - stratus.cloud.netlink
 options:
   name:
     description:
       - Name of the bridge, at most 15 characters.
     type: str
     required: true
-  state:
-    description:
-      - V(present) creates or updates the link; V(absent) deletes it.
-    type: str
-    choices: [present, absent]
-    default: present
-  mtu:
-    description:
-      - MTU of the link, changed in place. Left as it is when omitted.
-    type: int
-  up:
-    description:
-      - Administrative state; V(true) brings the link up, V(false) down.
-    type: bool
-    default: true
-  addresses:
-    description:
-      - IPv4 and IPv6 addresses of the link in CIDR notation (V(10.0.0.1/24),
-        V(fd00::1/64)). The link gets exactly these, the others are removed;
-        IPv6 link-local addresses (which the kernel manages) are left alone.
-        An empty list removes every address; left as they are when omitted.
-    type: list
-    elements: str
-  netns:
-    description:
-      - Network namespace to work in, by name (as C(ip netns add) makes it,
-        under C(/run/netns)) or by path. The namespace must exist. The
-        default is the namespace of the module's process (the host's).
-    type: str
   ports:
     description:
       - Interfaces enslaved to the bridge. When given, the bridge has

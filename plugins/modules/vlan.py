@@ -22,6 +22,9 @@ description:
   - Needs the kernel's 8021q support (module C(8021q)).
 author:
   - Stratus engineers (@stratus)
+extends_documentation_fragment:
+  - stratus.cloud.netlink
+  - stratus.cloud.netlink.master
 options:
   name:
     description:
@@ -39,40 +42,6 @@ options:
       - The 802.1Q VLAN id, 1 to 4094.
     type: int
     required: true
-  state:
-    description:
-      - V(present) creates or updates the link; V(absent) deletes it.
-    type: str
-    choices: [present, absent]
-    default: present
-  mtu:
-    description:
-      - MTU of the link, changed in place. Left as it is when omitted.
-    type: int
-  up:
-    description:
-      - Administrative state; V(true) brings the link up, V(false) down.
-    type: bool
-    default: true
-  master:
-    description:
-      - Bridge to enslave the link to. An empty string detaches the link
-        from its bridge; left as it is when omitted.
-    type: str
-  addresses:
-    description:
-      - IPv4 and IPv6 addresses of the link in CIDR notation (V(10.0.0.1/24),
-        V(fd00::1/64)). The link gets exactly these, the others are removed;
-        IPv6 link-local addresses (which the kernel manages) are left alone.
-        An empty list removes every address; left as they are when omitted.
-    type: list
-    elements: str
-  netns:
-    description:
-      - Network namespace to work in, by name (as C(ip netns add) makes it,
-        under C(/run/netns)) or by path. The namespace must exist. The
-        default is the namespace of the module's process (the host's).
-    type: str
 attributes:
   check_mode:
     description: Can run in check_mode and predict changes without modifying the target.
