@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +22,27 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def parse_size(text: str) -> int:
+    """``4K``, ``64 MiB``, ``1G`` ... in bytes (powers of 1024)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(text)
+    power = " KMGT".index(match.group(2).upper() or " ")
+    return int(match.group(1)) * 1024**power
+
+
+def size_label(size: int) -> str:
+    """The largest whole binary unit of ``size`` (``4 KiB``, ``64 MiB``, ``1000 B``)."""
+    for unit, factor in (("T", 1024 * GiB), ("G", GiB), ("M", MiB), ("K", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}iB"
+    return f"{size} B"
+
 
 LOOPBACK = "127.0.0.1"
 

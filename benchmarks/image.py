@@ -51,7 +51,6 @@ import importlib.metadata
 import importlib.util
 import os
 import pwd
-import re
 import resource
 import secrets
 import shutil
@@ -73,13 +72,17 @@ import httpx
 from harness import (
     LOOPBACK,
     BenchmarkError,
+    GiB,
+    MiB,
     check_loopback,
     cleanup_stack,
     free_port,
     loopback_url,
     machine_description,
+    parse_size,
     run,
     signals_as_interrupt,
+    size_label,
     spawn,
     wait_answer,
 )
@@ -87,8 +90,6 @@ from harness import (
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
 CHUNK = 4 * MiB  # client reads, file generation, hashing: like dd bs=4M
 SPACE_FACTOR = 3  # reference file + stored image + one copy or download
 SPACE_MARGIN = 256 * MiB
@@ -400,21 +401,6 @@ def start_services(stack: contextlib.ExitStack, base: Path) -> Services:
 
 
 # --- files ----------------------------------------------------------------------------
-
-
-def parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise ValueError(text)
-    power = " KMGT".index(match.group(2).upper() or " ")
-    return int(match.group(1)) * 1024**power
-
-
-def size_label(size: int) -> str:
-    for unit, factor in (("T", 1024 * GiB), ("G", GiB), ("M", MiB), ("K", 1024)):
-        if size % factor == 0:
-            return f"{size // factor} {unit}iB"
-    return f"{size} B"
 
 
 def write_random_file(path: Path, size: int) -> None:

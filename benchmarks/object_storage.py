@@ -76,14 +76,16 @@ import requests
 
 from harness import (
     BenchmarkError,
+    GiB,
+    MiB,
     cleanup_stack,
     machine_description,
+    parse_size,
     signals_as_interrupt,
+    size_label,
     tail,
 )
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
 CHUNK = 1 * MiB  # client reads of large downloads
 REQUEST_TIMEOUT = 300.0
 DEFAULT_SSH_KEY = "/var/lib/stratus-lab/ssh/id_ed25519"
@@ -103,21 +105,6 @@ PUBLISHED_SWIFT = (
 
 
 # --- pure helpers ---------------------------------------------------------------------
-
-
-def parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise ValueError(text)
-    power = " KMGT".index(match.group(2).upper() or " ")
-    return int(match.group(1)) * 1024**power
-
-
-def size_label(size: int) -> str:
-    for unit, factor in (("T", 1024 * GiB), ("G", GiB), ("M", MiB), ("K", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor} {unit}iB"
-    return f"{size} B"
 
 
 def parse_batches(text: str) -> list[tuple[int, int]]:

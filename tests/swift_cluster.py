@@ -274,6 +274,7 @@ ESSENTIAL_TEMPLATES = (
     "account-server.conf.j2",
     "container-server.conf.j2",
     "object-server.conf.j2",
+    "object-expirer.conf.j2",
 )
 
 

@@ -101,7 +101,12 @@ def cmd_bootstrap(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_service_register(config: Config, args: argparse.Namespace) -> int:
-    from stratus.identity.bootstrap import NotBootstrapped, ServiceSpec, register_service
+    from stratus.identity.bootstrap import (
+        NotBootstrapped,
+        ServiceSpec,
+        UnknownRole,
+        register_service,
+    )
 
     password = os.environ.get("STRATUS_SERVICE_PASSWORD")
     if not password:
@@ -125,7 +130,7 @@ def cmd_service_register(config: Config, args: argparse.Namespace) -> int:
     )
     try:
         result = register_service(dbmod.Database(dbmod.engine_from_config(config)), spec)
-    except NotBootstrapped as exc:
+    except (NotBootstrapped, UnknownRole) as exc:
         print(f"stratus-manage: {exc}", file=sys.stderr)
         return 1
     _print(result)

@@ -58,6 +58,10 @@ class NotBootstrapped(Exception):
     """Identity's own objects are missing: ``stratus-manage bootstrap`` has not run."""
 
 
+class UnknownRole(Exception):
+    """A role asked for by name does not exist (nothing was changed)."""
+
+
 def _ensure(
     session: Session,
     model_cls: type[Any],
@@ -309,7 +313,7 @@ def register_service(db: Database, spec: ServiceSpec) -> dict[str, Any]:
         for name in dict.fromkeys(spec.roles):
             extra = session.scalar(select(model.Role).filter_by(name=name, domain_id="<<null>>"))
             if extra is None:
-                raise NotBootstrapped(f"role {name} does not exist")
+                raise UnknownRole(f"role {name} does not exist")
             granted.append(extra)
         for grant in dict.fromkeys(granted):
             _ensure(

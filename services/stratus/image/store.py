@@ -71,14 +71,14 @@ class SpoolWriter:
         try:
             self._file.write(data)
         except OSError as exc:
-            raise _translate(exc) from exc
+            raise translate_os_error(exc) from exc
 
     def flush(self) -> None:
         if self._file is not None:
             try:
                 self._file.flush()
             except OSError as exc:
-                raise _translate(exc) from exc
+                raise translate_os_error(exc) from exc
 
     def abort(self) -> None:
         """Forget what was written (idempotent)."""
@@ -105,7 +105,7 @@ class FilesystemWriter(SpoolWriter):
             _fsync_dir(self.final.parent)
         except OSError as exc:
             self.abort()
-            raise _translate(exc) from exc
+            raise translate_os_error(exc) from exc
         return f"file://{self.final}"
 
 
@@ -125,7 +125,7 @@ class FilesystemStore:
         try:
             return FilesystemWriter(self.datadir / image_id)
         except OSError as exc:
-            raise _translate(exc) from exc
+            raise translate_os_error(exc) from exc
 
     def _path(self, location: str) -> Path:
         if not location.startswith("file://"):
@@ -151,7 +151,7 @@ class FilesystemStore:
         return [(p.name.removesuffix(".partial"), p) for p in self.datadir.glob("*.partial")]
 
 
-def _translate(exc: OSError) -> Exception:
+def translate_os_error(exc: OSError) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return StoreFull(str(exc))
     return StoreError(str(exc))

@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from stratus.common.auth import ServiceCredentials
-from stratus.image.store import SpoolWriter, StoreError, StoreFull, _translate
+from stratus.image.store import SpoolWriter, StoreError, StoreFull, translate_os_error
 
 LOG = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class SwiftWriter(SpoolWriter):
             location = self.store.upload(self.image_id, self.partial, self._segments)
         except OSError as exc:
             self.abort()
-            raise _translate(exc) from exc
+            raise translate_os_error(exc) from exc
         except BaseException:
             self.abort()
             raise
@@ -384,7 +384,7 @@ class SwiftStore:
         try:
             return SwiftWriter(self, image_id)
         except OSError as exc:
-            raise _translate(exc) from exc
+            raise translate_os_error(exc) from exc
 
     def location_for(self, image_id: str) -> str:
         return f"{SCHEME}{self.container}/{image_id}"
