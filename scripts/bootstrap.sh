@@ -25,6 +25,8 @@ apt_packages=(
   python3-pyroute2
   # ping: the host networking tests prove an overlay carries traffic.
   iputils-ping
+  # The network agent: DHCP and DNS per tenant network, and its tests' clients.
+  dnsmasq-base isc-dhcp-client
 )
 
 missing=()

@@ -327,48 +327,58 @@ def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-# --- the image service --------------------------------------------------------
+# --- services other than identity ------------------------------------------------
 
 IMAGE_SERVICE_PASSWORD = "image-" + uuid.uuid4().hex
+NETWORK_SERVICE_PASSWORD = "network-" + uuid.uuid4().hex
+
+# component -> (catalog type, catalog name, service user, its password, readiness path)
+SERVICES = {
+    "image": ("image", "glance", "image", IMAGE_SERVICE_PASSWORD, "/versions"),
+    "network": ("network", "neutron", "network", NETWORK_SERVICE_PASSWORD, "/"),
+}
 
 
-def register_image_service(identity: IdentityServer, url: str) -> None:
-    """The image service's user (role ``service``) and catalog entry, as the role makes them."""
+def register_service(identity: IdentityServer, component: str, url: str) -> None:
+    """A service's user (role ``service``) and catalog entry, as its role makes them."""
+    kind, name, user, password, _ready = SERVICES[component]
     identity.manage(
         "service",
         "register",
         "--type",
-        "image",
+        kind,
         "--name",
-        "glance",
+        name,
         "--description",
-        "Stratus image service",
+        f"Stratus {component} service",
         "--public-url",
         url,
         "--user",
-        "image",
-        env={"STRATUS_SERVICE_PASSWORD": IMAGE_SERVICE_PASSWORD},
+        user,
+        env={"STRATUS_SERVICE_PASSWORD": password},
     )
 
 
-def make_image_server(
-    workdir: Path, identity: IdentityServer, register: bool = True, **image: Any
+def register_image_service(identity: IdentityServer, url: str) -> None:
+    register_service(identity, "image", url)
+
+
+def make_service_server(
+    component: str,
+    workdir: Path,
+    identity: IdentityServer,
+    options: dict[str, Any],
+    register: bool = True,
 ) -> ApiServer:
-    """``stratus-api image`` sharing identity's database, as on a controller."""
+    """``stratus-api <component>`` sharing identity's database, as on a controller."""
+    _kind, _name, user, password, ready = SERVICES[component]
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = workdir / "stratus.conf"
     database = (
         identity.config_path.read_text().split("connection = ", 1)[1].split("\n", 1)[0].strip()
     )
-    options = {
-        "bind_host": "127.0.0.1",
-        "bind_port": port,
-        "workers": 1,
-        "filesystem_store_datadir": workdir / "images",
-        "staging_dir": workdir / "staging",
-        **image,
-    }
+    options = {"bind_host": "127.0.0.1", "bind_port": port, "workers": 1, **options}
     lines = [
         "[DEFAULT]",
         "log_format = json",
@@ -376,24 +386,48 @@ def make_image_server(
         "[database]",
         f"connection = {database}",
         "",
-        "[image]",
+        f"[{component}]",
         *[f"{k} = {v}" for k, v in options.items()],
         "",
-        "[image_authtoken]",
+        f"[{component}_authtoken]",
         f"auth_url = {identity.url}",
-        "username = image",
-        f"password = {IMAGE_SERVICE_PASSWORD}",
+        f"username = {user}",
+        f"password = {password}",
         "cache_ttl = 5",
         "",
     ]
     config.write_text("\n".join(lines))
     server = ApiServer(
-        workdir=workdir, port=port, config_path=config, component="image", ready_path="/versions"
+        workdir=workdir, port=port, config_path=config, component=component, ready_path=ready
     )
     if register:
-        register_image_service(identity, server.url)
+        register_service(identity, component, server.url)
     server.start()
     return server
+
+
+def make_image_server(
+    workdir: Path, identity: IdentityServer, register: bool = True, **image: Any
+) -> ApiServer:
+    options = {
+        "filesystem_store_datadir": workdir / "images",
+        "staging_dir": workdir / "staging",
+        **image,
+    }
+    return make_service_server("image", workdir, identity, options, register)
+
+
+def make_network_server(
+    workdir: Path, identity: IdentityServer, register: bool = True, **network: Any
+) -> ApiServer:
+    options = {
+        "flat_networks": "physnet1",
+        "network_vlan_ranges": "physnet1:100:199,physnet2",
+        "vni_ranges": "1000:1999",
+        "gre_tunnel_id_ranges": "1:999",
+        **network,
+    }
+    return make_service_server("network", workdir, identity, options, register)
 
 
 @pytest.fixture(scope="session")
@@ -456,3 +490,26 @@ def swift_cluster(identity_server: IdentityServer) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def network_server(
+    identity_server: IdentityServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    server = make_network_server(tmp_path_factory.mktemp("network"), identity_server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def network_conn(identity_server: IdentityServer, network_server: ApiServer) -> Any:
+    """openstacksdk as the admin, with the network service in its catalog."""
+    import openstack
+
+    conn = openstack.connect(
+        auth=identity_server.auth(), region_name="RegionOne", identity_api_version="3"
+    )
+    yield conn
+    conn.close()

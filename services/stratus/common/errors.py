@@ -23,9 +23,18 @@ class ApiError(Exception):
     status = 500
     headers: dict[str, str]
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        kind: str | None = None,
+    ):
         self.message = message or self.default_message()
         self.headers = headers or {}
+        # A name for the error's cause, where the API reports one (Neutron's
+        # ``type``: NetworkNotFound, IpAddressInUse, ...).
+        self.kind = kind
         super().__init__(self.message)
 
     @property
@@ -140,3 +149,22 @@ def compute_format(error: ApiError) -> dict[str, Any]:
     """Nova's style: ``{"itemNotFound": {"code": 404, "message": ...}}``."""
     name = _NOVA_NAMES.get(error.status, "computeFault")
     return {name: {"code": error.status, "message": error.message}}
+
+
+_NEUTRON_KINDS = {
+    400: "BadRequest",
+    401: "HTTPUnauthorized",
+    403: "PolicyNotAuthorized",
+    404: "HTTPNotFound",
+    405: "HTTPMethodNotAllowed",
+    409: "Conflict",
+    413: "RequestEntityTooLarge",
+    415: "HTTPUnsupportedMediaType",
+    503: "ServiceUnavailable",
+}
+
+
+def neutron_format(error: ApiError) -> dict[str, Any]:
+    """Networking's style: ``{"NeutronError": {"type", "message", "detail"}}``."""
+    kind = error.kind or _NEUTRON_KINDS.get(error.status, "NeutronException")
+    return {"NeutronError": {"type": kind, "message": error.message, "detail": ""}}

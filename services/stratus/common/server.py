@@ -22,6 +22,7 @@ from stratus.common.config import Config, ConfigError
 COMPONENTS = {
     "identity": ("stratus.identity.app", "identity"),
     "image": ("stratus.image.app", "image"),
+    "network": ("stratus.network.app", "network"),
 }
 
 
