@@ -47,7 +47,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
-def make_engine(url: str, *, pool_size: int = 5, busy_timeout: float = 30.0) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 5, busy_timeout: float = 30.0, sqlite_immediate: bool = False
+) -> Engine:
+    """An engine for ``url``.
+
+    ``sqlite_immediate`` makes every SQLite transaction ``BEGIN IMMEDIATE``:
+    transactions of all processes run one after the other, and SAVEPOINTs
+    work (with pysqlite's own transaction handling a SAVEPOINT outside a
+    transaction starts one, and its RELEASE commits it). Components that
+    insert optimistically inside savepoints (the network service's address
+    and segment allocation) need it; PostgreSQL needs nothing.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -64,18 +75,27 @@ def make_engine(url: str, *, pool_size: int = 5, busy_timeout: float = 30.0) -> 
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            if sqlite_immediate:
+                dbapi_connection.isolation_level = None  # we say when transactions begin
+
+        if sqlite_immediate:
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(connection: Any) -> None:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
 
 
-def engine_from_config(config: Config) -> Engine:
+def engine_from_config(config: Config, *, sqlite_immediate: bool = False) -> Engine:
     url = config.get("database", "connection")
     try:
         return make_engine(
             url,
             pool_size=config.get("database", "pool_size"),
             busy_timeout=config.get("database", "busy_timeout"),
+            sqlite_immediate=sqlite_immediate,
         )
     except Exception as exc:  # a malformed URL or a missing driver
         raise ConfigError(f"[database] connection: cannot be used: {exc}") from exc

@@ -77,7 +77,11 @@ RULES: list[Rule] = [
     ),
     Rule("network:get_quota", _READER, "Show a project's quotas."),
     Rule("network:update_quota", _ADMIN, "Change or reset a project's quotas."),
-    Rule("network:get_agent", _ADMIN, "List and show network agents."),
+    Rule(
+        "network:get_agent",
+        "rule:cloud_reader or rule:service_role",
+        "List and show network agents (agents read their peers' tunnel endpoints).",
+    ),
     Rule("network:update_agent", _ADMIN, "Enable, disable or describe an agent."),
     Rule("network:delete_agent", _ADMIN, "Forget an agent."),
     Rule(

@@ -38,7 +38,7 @@ class NetworkService:
             raise ConfigError(f"[network] base_mac: {section.base_mac!r} is not a MAC address")
         return cls(
             config=config,
-            db=Database(engine_from_config(config)),
+            db=Database(engine_from_config(config, sqlite_immediate=True)),
             enforcer=Enforcer(RULES, section.policy_file or None),
             ranges=ranges,
         )

@@ -1,6 +1,15 @@
 """The network service's HTTP API (Neutron v2.0): one module per resource."""
 
-from stratus.network.api import networks, ports, security_groups, subnets, versions
+from stratus.network.api import (
+    agents,
+    networks,
+    ports,
+    quotas,
+    security_groups,
+    subnets,
+    tags,
+    versions,
+)
 
 ROUTES = [
     *versions.ROUTES,
@@ -8,4 +17,8 @@ ROUTES = [
     *subnets.ROUTES,
     *ports.ROUTES,
     *security_groups.ROUTES,
+    *quotas.ROUTES,
+    *agents.ROUTES,
+    # Last: its /v2.0/{collection}/... pattern must not shadow the others.
+    *tags.ROUTES,
 ]
