@@ -2,9 +2,11 @@
 
 from stratus.network.api import (
     agents,
+    floatingips,
     networks,
     ports,
     quotas,
+    routers,
     security_groups,
     subnets,
     tags,
@@ -19,6 +21,8 @@ ROUTES = [
     *security_groups.ROUTES,
     *quotas.ROUTES,
     *agents.ROUTES,
+    *routers.ROUTES,
+    *floatingips.ROUTES,
     # Last: its /v2.0/{collection}/... pattern must not shadow the others.
     *tags.ROUTES,
 ]

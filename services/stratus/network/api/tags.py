@@ -17,7 +17,15 @@ from starlette.routing import Route
 from stratus.common import errors
 from stratus.common.app import ApiRequest, endpoint
 from stratus.common.handlers import no_content, ok
-from stratus.network.api import common, networks, ports, security_groups, subnets
+from stratus.network.api import (
+    common,
+    floatingips,
+    networks,
+    ports,
+    routers,
+    security_groups,
+    subnets,
+)
 from stratus.network.model import Network, Tag
 
 Getter = Callable[[ApiRequest, Session, str], Any]
@@ -28,12 +36,9 @@ RESOURCES: dict[str, tuple[Getter, str]] = {
     "subnets": (subnets.get_subnet, "network:update_subnet"),
     "ports": (ports.get_port, "network:update_port"),
     "security-groups": (security_groups.get_group, "network:update_security_group"),
+    "routers": (routers.get_router, "network:update_router"),
+    "floatingips": (floatingips.get_fip, "network:update_floatingip"),
 }
-
-
-def register(collection: str, getter: Getter, rule: str) -> None:
-    """Tag support for a collection defined elsewhere (routers, floating IPs)."""
-    RESOURCES[collection] = (getter, rule)
 
 
 def _resource(req: ApiRequest, session: Session, *, change: bool) -> str:

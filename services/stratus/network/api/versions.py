@@ -26,6 +26,10 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     "external-net": ("Neutron external network", "Networks routers use as their gateway."),
     "ext-gw-mode": ("Neutron L3 Configurable external gateway mode", "SNAT on or off."),
     "extraroute": ("Neutron Extra Route", "Static routes on routers."),
+    "extraroute-atomic": (
+        "Atomically add/remove extra routes",
+        "add_extraroutes and remove_extraroutes on routers.",
+    ),
     "net-mtu": ("Network MTU", "The MTU a network's ports can use."),
     "pagination": ("Pagination support", "limit and marker on every list."),
     "port-security": ("Port Security", "Security groups and anti-spoofing per port, or none."),
