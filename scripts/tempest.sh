@@ -67,12 +67,15 @@ case $suite in
   identity) suite_regex='^tempest\.api\.identity\.' ; suites="identity" ;;
   image) suite_regex='^tempest\.api\.image\.v2\.' ; suites="image" ;;
   all) suite_regex='^tempest\.api\.(identity|image\.v2)\.' ; suites="identity image" ;;
+  network) suite_regex='^tempest\.api\.network\.' ; suites="network" ;;
   object_storage) suite_regex='^tempest\.api\.object_storage\.' ; suites="object-storage" ;;
-  *) log "STRATUS_TEMPEST_SUITE must be identity, image, object_storage or all, not '$suite'"; exit 2 ;;
+  *) log "STRATUS_TEMPEST_SUITE must be identity, image, network, object_storage or all, not '$suite'"; exit 2 ;;
 esac
 regex=${STRATUS_TEMPEST_REGEX:-$suite_regex}
 with_image=false
 case " $suites " in *" image "*) with_image=true ;; esac
+with_network=false
+case " $suites " in *" network "*) with_network=true ;; esac
 
 existing_cloud=false
 if [ "$suite" = object_storage ]; then
@@ -413,9 +416,12 @@ port=$(free_port)
 url=http://127.0.0.1:$port
 image_port=$(free_port)
 image_url=http://127.0.0.1:$image_port
+network_port=$(free_port)
+network_url=http://127.0.0.1:$network_port
 secret() { "$venv/bin/python" -c 'import secrets; print("Tempest-" + secrets.token_hex(12))'; }
 password=$(secret)
 image_password=$(secret)
+network_password=$(secret)
 config=$workdir/stratus.conf
 # The formats the image server accepts (all it knows).
 disk_formats="raw, qcow2, ami, ari, aki, iso, vdi, vhd, vhdx, vmdk, ploop"
@@ -464,6 +470,23 @@ auth_url = $url
 username = image
 password = $image_password
 cache_ttl = 5
+
+# Flat networks on any physical network (Tempest's admin tests make some),
+# VLANs on physnet1, VXLAN for projects; 'public' is the external network.
+[network]
+bind_host = 127.0.0.1
+bind_port = $network_port
+workers = 2
+flat_networks = *
+network_vlan_ranges = physnet1:1000:1999
+tenant_network_types = vxlan
+vni_ranges = 1000:19999
+
+[network_authtoken]
+auth_url = $url
+username = network
+password = $network_password
+cache_ttl = 5
 EOF
 
 manage() { "$venv/bin/stratus-manage" --config-file "$config" "$@" >> "$out/manage.log"; }
@@ -501,6 +524,21 @@ if $with_image; then
     --type image --name glance --description "Stratus image service" \
     --region RegionOne --public-url "$image_url" --user image
   start_server image "$image_url/versions" "$out/image-api.log"
+fi
+
+if $with_network; then
+  log "network server on $network_url"
+  STRATUS_SERVICE_PASSWORD=$network_password manage service register \
+    --type network --name neutron --description "Stratus network service" \
+    --region RegionOne --public-url "$network_url" --user network
+  start_server network "$network_url/" "$out/network-api.log"
+  # The external network floating IPs come from, and the extensions the
+  # server lists (Tempest tests only those).
+  network_settings=$("$venv/bin/python" "$here/scripts/tempest_network.py" "$url" "$password" "$network_url")
+  eval "$network_settings"
+else
+  public_network_id=
+  network_extensions=
 fi
 
 # --- 3. tempest.conf and the run --------------------------------------------
@@ -592,9 +630,32 @@ manage_locations = false
 http_store_enabled = false
 store_weight_enabled = false
 
+[network]
+catalog_type = network
+region = RegionOne
+endpoint_type = public
+public_network_id = $public_network_id
+floating_network_name = public
+project_network_cidr = 10.100.0.0/16
+project_network_mask_bits = 28
+project_network_v6_cidr = 2001:db8::/48
+project_network_v6_mask_bits = 64
+project_networks_reachable = false
+shared_physical_network = false
+build_timeout = 60
+build_interval = 1
+
+[network-feature-enabled]
+# What the server lists in /v2.0/extensions.
+api_extensions = $network_extensions
+ipv6 = true
+ipv6_subnet_attributes = true
+port_security = true
+port_admin_state_change = true
+
 [service_available]
 cinder = false
-neutron = false
+neutron = $with_network
 glance = $with_image
 swift = false
 nova = false

@@ -387,6 +387,36 @@ CASES = [
         "SecurityGroupProtocolRequiredWithPorts",
     ),
     (
+        "tcp max without min",
+        "POST",
+        "/v2.0/security-group-rules",
+        {
+            "security_group_rule": {
+                "security_group_id": "{sg}",
+                "direction": "ingress",
+                "protocol": "tcp",
+                "port_range_max": 22,
+            }
+        },
+        400,
+        "SecurityGroupInvalidPortRange",
+    ),
+    (
+        "icmp code without type",
+        "POST",
+        "/v2.0/security-group-rules",
+        {
+            "security_group_rule": {
+                "security_group_id": "{sg}",
+                "direction": "ingress",
+                "protocol": "icmp",
+                "port_range_max": 6,
+            }
+        },
+        400,
+        "SecurityGroupMissingIcmpType",
+    ),
+    (
         "bad direction",
         "POST",
         "/v2.0/security-group-rules",
@@ -590,4 +620,34 @@ def test_concurrent_allocation_never_hands_out_an_address_twice(api, identity_se
     finally:
         for port in api.get("/v2.0/ports", params={"network_id": net["id"]}).json()["ports"]:
             api.delete(f"/v2.0/ports/{port['id']}")
+        api.delete(f"/v2.0/networks/{net['id']}")
+
+
+def test_slaac_addresses_come_from_the_mac(api):
+    net = created(api.post("/v2.0/networks", json={"network": {"name": "slaac"}}), "network")
+    try:
+        body = {"network_id": net["id"], "cidr": "fd00:40::/64", "ip_version": 6}
+        slaac = created(
+            api.post(
+                "/v2.0/subnets",
+                json={"subnet": {**body, "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"}},
+            ),
+            "subnet",
+        )
+        mac = "fa:16:3e:12:34:56"
+        port = created(
+            api.post("/v2.0/ports", json={"port": {"network_id": net["id"], "mac_address": mac}}),
+            "port",
+        )
+        # EUI-64: the MAC with its U/L bit flipped and ff:fe in the middle.
+        assert port["fixed_ips"] == [
+            {"subnet_id": slaac["id"], "ip_address": "fd00:40::f816:3eff:fe12:3456"}
+        ]
+        chosen = {"network_id": net["id"], "fixed_ips": [{"ip_address": "fd00:40::5"}]}
+        neutron_error(api.post("/v2.0/ports", json={"port": chosen}), 400, "InvalidInput")
+        # Addresses guests make themselves do not hold the subnet.
+        assert api.delete(f"/v2.0/subnets/{slaac['id']}").status_code == 204
+        assert api.get(f"/v2.0/ports/{port['id']}").json()["port"]["fixed_ips"] == []
+        api.delete(f"/v2.0/ports/{port['id']}")
+    finally:
         api.delete(f"/v2.0/networks/{net['id']}")

@@ -168,11 +168,42 @@ def _insert(session: Session, subnet: Subnet, port: Port, address: str, position
     return True
 
 
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+
+
+def is_auto_address(subnet: Subnet) -> bool:
+    """IPv6 subnets whose addresses hosts derive from their MAC (EUI-64)."""
+    return subnet.ip_version == 6 and (subnet.ipv6_address_mode in AUTO_ADDRESS_MODES)
+
+
+def eui64(cidr: str, mac: str) -> str:
+    """The EUI-64 address of ``mac`` in the /64 ``cidr`` (RFC 4291, appendix A)."""
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    interface_id = int.from_bytes(bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]]), "big")
+    network = ipaddress.ip_network(cidr)
+    return str(ipaddress.ip_address(int(network.network_address) | interface_id))
+
+
 def allocate(
     session: Session, subnet: Subnet, port: Port, requested: str | None, position: int
 ) -> str:
-    """Give the port an address on the subnet (the one requested, or the next free)."""
+    """Give the port an address on the subnet (the one requested, or the next free).
+
+    On SLAAC and DHCPv6-stateless subnets the address is the MAC's EUI-64,
+    as the guest configures it itself; it cannot be chosen.
+    """
     network = ipaddress.ip_network(subnet.cidr)
+    if is_auto_address(subnet) and not port.device_owner.startswith("network:router"):
+        if requested is not None and str(ipaddress.ip_address(requested)) != eui64(
+            subnet.cidr, port.mac_address
+        ):
+            raise errors.BadRequest(
+                f"IPv6 address {requested} can not be directly assigned to a port on subnet "
+                f"{subnet.id} since the subnet is configured for automatic addresses.",
+                kind="InvalidInput",
+            )
+        requested = eui64(subnet.cidr, port.mac_address)
     if requested is not None:
         address = parse_ip(requested, "fixed_ips")
         if address not in network:

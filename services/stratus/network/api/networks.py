@@ -22,7 +22,7 @@ from stratus.common.handlers import no_content, ok
 from stratus.network import segments
 from stratus.network.agent.state import ENCAP_OVERHEAD
 from stratus.network.api import common, dhcp_ports
-from stratus.network.model import FloatingIP, Network, Port, Router, Segment
+from stratus.network.model import FloatingIP, Network, Port, Segment
 from stratus.network.settings import NETWORK_TYPES
 
 PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
@@ -381,10 +381,16 @@ def remove(req: ApiRequest) -> Response:
     with common.service(req).db.session() as session:
         network = get_network(req, session, req.path_params["network_id"])
         common.enforce(req, "network:delete_network", target(network))
+        # The network's own DHCP port and its floating IPs go with it (Neutron
+        # deletes unassociated floating IPs of an external network); any
+        # other port, a router's gateway included, holds it.
         busy = session.scalar(
             select(func.count())
             .select_from(Port)
-            .where(Port.network_id == network.id, Port.device_owner != "network:dhcp")
+            .where(
+                Port.network_id == network.id,
+                Port.device_owner.not_in(("network:dhcp", "network:floatingip")),
+            )
         )
         if busy:
             raise errors.Conflict(
@@ -393,6 +399,16 @@ def remove(req: ApiRequest) -> Response:
                 kind="NetworkInUse",
             )
         dhcp_ports.remove_all(session, network.id)
+        for fip in session.scalars(
+            select(FloatingIP).where(FloatingIP.floating_network_id == network.id)
+        ):
+            port = session.get(Port, fip.floating_port_id)
+            common.drop_tags(session, fip.id)
+            session.delete(fip)
+            session.flush()
+            if port is not None:
+                session.delete(port)
+        session.flush()
         for subnet in list(network.subnets):
             common.drop_tags(session, subnet.id)
             session.delete(subnet)
@@ -400,17 +416,6 @@ def remove(req: ApiRequest) -> Response:
         common.drop_tags(session, network.id)
         session.delete(network)
     return no_content()
-
-
-def references(session: Session, network_id: str) -> bool:
-    """Whether routers or floating IPs use the network (for callers that care)."""
-    gateway = (
-        select(Router.id)
-        .join(Port, Port.id == Router.gw_port_id)
-        .where(Port.network_id == network_id)
-    )
-    fip = select(FloatingIP.id).where(FloatingIP.floating_network_id == network_id)
-    return bool(session.scalar(select(func.count()).select_from(gateway.union(fip).subquery())))
 
 
 ROUTES = [

@@ -191,13 +191,15 @@ def _requested_ips(
 
 
 def _default_ips(session: Session, network: Network) -> list[tuple[Subnet, str | None]]:
-    """One address of each IP version, from the first subnet with room."""
+    """An address on every SLAAC subnet, and one of each version from the others."""
     chosen: list[tuple[Subnet, str | None]] = []
     seen: set[int] = set()
     for subnet in session.scalars(
         select(Subnet).where(Subnet.network_id == network.id).order_by(Subnet.created_at)
     ):
-        if subnet.ip_version not in seen:
+        if ipam.is_auto_address(subnet):
+            chosen.append((subnet, None))
+        elif subnet.ip_version not in seen:
             seen.add(subnet.ip_version)
             chosen.append((subnet, None))
     return chosen

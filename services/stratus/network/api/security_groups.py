@@ -363,19 +363,17 @@ def _check_ports(protocol: str | None, low: int | None, high: int | None) -> Non
             kind="SecurityGroupProtocolRequiredWithPorts",
         )
     if protocol in PORT_PROTOCOLS:
-        if (low is None) != (high is None):
-            low, high = low or high, high or low
-        if low is not None and high is not None:
-            if not (1 <= low <= 65535 and 1 <= high <= 65535):
+        for value in (low, high):
+            if value is not None and not 1 <= value <= 65535:
                 raise errors.BadRequest(
-                    f"Invalid value for port {low if not 1 <= low <= 65535 else high}.",
-                    kind="SecurityGroupInvalidPortValue",
+                    f"Invalid value for port {value}.", kind="SecurityGroupInvalidPortValue"
                 )
-            if low > high:
-                raise errors.BadRequest(
-                    "For TCP/UDP protocols, port_range_min must be <= port_range_max.",
-                    kind="SecurityGroupInvalidPortRange",
-                )
+        # Both ends or neither (Neutron's rule): a single port is min = max.
+        if (low is not None or high is not None) and (low is None or high is None or low > high):
+            raise errors.BadRequest(
+                "For TCP/UDP protocols, port_range_min must be <= port_range_max.",
+                kind="SecurityGroupInvalidPortRange",
+            )
     elif protocol in ICMP_PROTOCOLS:
         for value, what in ((low, "type (port_range_min)"), (high, "code (port_range_max)")):
             if value is not None and not 0 <= value <= 255:
@@ -439,8 +437,6 @@ def create_rule_one(req: ApiRequest, session: Session, values: dict[str, Any]) -
     low = _port(values.get("port_range_min"), "port_range_min")
     high = _port(values.get("port_range_max"), "port_range_max")
     _check_ports(protocol, low, high)
-    if protocol in PORT_PROTOCOLS and (low is None) != (high is None):
-        low, high = low or high, high or low
     prefix = values.get("remote_ip_prefix")
     remote_group = values.get("remote_group_id")
     if prefix is not None and remote_group is not None:

@@ -75,7 +75,9 @@ def visible(req: ApiRequest) -> Any:
     if common.sees_all(req):
         return None
     project = req.context.project_id
-    shared = select(Network.id).where(or_(Network.shared.is_(True), Network.external.is_(True)))
+    # Subnets of shared networks, not of external ones (Neutron's rule: a
+    # project uses an external network through routers and floating IPs).
+    shared = select(Network.id).where(Network.shared.is_(True))
     return or_(Subnet.project_id == project, Subnet.network_id.in_(shared))
 
 
@@ -375,13 +377,17 @@ def show(req: ApiRequest) -> Response:
 
 
 def _in_use(session: Session, subnet: Subnet) -> bool:
-    count = session.scalar(
+    """Addresses that hold the subnet: all but the DHCP port's and, on SLAAC
+    subnets, the ones guests derive themselves (those go with the subnet)."""
+    query = (
         select(func.count())
         .select_from(IPAllocation)
         .join(Port, Port.id == IPAllocation.port_id)
         .where(IPAllocation.subnet_id == subnet.id, Port.device_owner != dhcp_ports.OWNER)
     )
-    return bool(count)
+    if ipam.is_auto_address(subnet):
+        query = query.where(Port.device_owner.like("network:router%"))
+    return bool(session.scalar(query))
 
 
 @endpoint

@@ -44,6 +44,7 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     "standard-attr-revisions": ("Resource revision numbers", "revision_number on resources."),
     "standard-attr-tag": ("Tag support for resources", "Tags on every resource."),
     "standard-attr-timestamp": ("Resource timestamps", "created_at and updated_at."),
+    "tag": ("Tag support", "Tags on networks (standard-attr-tag: on every resource)."),
     "stateful-security-group": ("Stateful security group", "The stateful attribute."),
 }
 
