@@ -1,0 +1,228 @@
+"""The agent's side of the network API: read the documents, report the ports.
+
+The agent logs in to identity as its own service user (keystone v3
+password auth, project scope, the ``[network_agent_authtoken]`` section's
+``ServiceCredentials``), takes the ``network`` endpoint from the token's
+catalog (or ``[network_agent] api_url``) and lists what a Neutron client
+would: networks, subnets, ports, routers, floating IPs, security groups and
+agents, following each list's ``<collection>_links`` ``next`` link.
+
+A 401 renews the token once. Any failure to read raises ``ApiError``: the
+agent then converges nothing (an empty answer must never be mistaken for an
+empty cloud). The report (``POST /v2.0/stratus-agent-reports``) says which of
+this host's ports are wired; the API may not have that route yet, so a 404
+is logged and forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from stratus.common.auth import ServiceCredentials
+from stratus.network.agent import settings
+from stratus.network.agent.reconcile import Report
+from stratus.network.agent.state import HostConfig, Snapshot
+
+log = logging.getLogger(__name__)
+
+AGENT_TYPE = "Linux bridge agent"
+BINARY = "stratus-network-agent"
+REPORT_PATH = "/v2.0/stratus-agent-reports"
+PAGE_LIMIT = 1000
+
+# Snapshot key -> (URL path, collection key in the answer)
+COLLECTIONS = {
+    "networks": ("/v2.0/networks", "networks"),
+    "subnets": ("/v2.0/subnets", "subnets"),
+    "ports": ("/v2.0/ports", "ports"),
+    "routers": ("/v2.0/routers", "routers"),
+    "floatingips": ("/v2.0/floatingips", "floatingips"),
+    "security_groups": ("/v2.0/security-groups", "security_groups"),
+    "agents": ("/v2.0/agents", "agents"),
+}
+
+
+class ApiError(RuntimeError):
+    """Identity or the network API could not be read."""
+
+
+def _expiry(value: str) -> float:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return 0.0
+
+
+def endpoint_from_catalog(
+    catalog: list[dict[str, Any]], interface: str = "internal", region: str = ""
+) -> str:
+    """The ``network`` endpoint of a keystone v3 catalog."""
+    for service in catalog:
+        if service.get("type") != "network":
+            continue
+        for endpoint in service.get("endpoints", []):
+            if endpoint.get("interface") != interface:
+                continue
+            if region and region not in (endpoint.get("region_id"), endpoint.get("region")):
+                continue
+            return str(endpoint["url"]).rstrip("/")
+    where = f" in region {region}" if region else ""
+    raise ApiError(
+        f"the catalog has no {interface} network endpoint{where}; check [network_agent] "
+        "interface and region_name, or set api_url"
+    )
+
+
+class NetworkClient:
+    """Authenticated HTTP to the network API, the token renewed when needed."""
+
+    def __init__(
+        self,
+        credentials: ServiceCredentials,
+        *,
+        api_url: str = "",
+        interface: str = "internal",
+        region: str = "",
+        timeout: float = 30.0,
+        http: httpx.Client | None = None,
+    ):
+        self.credentials = credentials
+        self.api_url = api_url.rstrip("/")
+        self.interface = interface
+        self.region = region
+        self.http = http or httpx.Client(timeout=httpx.Timeout(timeout))
+        self._auth: tuple[str, float, str] | None = None  # token, expiry, endpoint
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Any) -> NetworkClient:
+        auth = config.section(settings.AUTHTOKEN_SECTION)
+        options = config.section(settings.SECTION)
+        credentials = ServiceCredentials(
+            auth_url=auth.auth_url,
+            username=auth.username,
+            password=auth.password,
+            project_name=auth.project_name,
+            user_domain_name=auth.user_domain_name,
+            project_domain_name=auth.project_domain_name,
+        )
+        return cls(
+            credentials,
+            api_url=options.api_url,
+            interface=options.interface,
+            region=options.region_name,
+            timeout=options.timeout,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- identity -------------------------------------------------------------
+
+    def session(self, *, force: bool = False) -> tuple[str, str]:
+        """A valid token and the network API's base URL."""
+        with self._lock:
+            if not force and self._auth is not None and self._auth[1] > time.time() + 60:
+                return self._auth[0], self._auth[2]
+            self._auth = self._authenticate()
+            return self._auth[0], self._auth[2]
+
+    def _authenticate(self) -> tuple[str, float, str]:
+        c = self.credentials
+        base = c.auth_url.rstrip("/").removesuffix("/v3")
+        try:
+            response = self.http.post(f"{base}/v3/auth/tokens", json=c.auth_request())
+        except httpx.HTTPError as exc:
+            raise ApiError(f"identity is unreachable at {base}: {exc}") from exc
+        if response.status_code != 201:
+            raise ApiError(
+                f"identity refused the agent's user {c.username!r} of project "
+                f"{c.project_name!r} ({response.status_code}); check [network_agent_authtoken]"
+            )
+        token = response.headers["X-Subject-Token"]
+        data = response.json()["token"]
+        endpoint = self.api_url or endpoint_from_catalog(
+            data.get("catalog") or [], self.interface, self.region
+        )
+        return token, _expiry(data.get("expires_at", "")), endpoint
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """``method`` on ``url`` (absolute, or a path under the API); 401 renews once."""
+        for renew in (False, True):
+            token, base = self.session(force=renew)
+            target = url if url.startswith(("http://", "https://")) else base + url
+            try:
+                response = self.http.request(
+                    method, target, headers={"X-Auth-Token": token}, **kwargs
+                )
+            except httpx.HTTPError as exc:
+                raise ApiError(f"the network API is unreachable at {base}: {exc}") from exc
+            if response.status_code != 401 or renew:
+                return response
+        raise AssertionError("unreachable")
+
+    # --- reading ----------------------------------------------------------------
+
+    def list_all(self, path: str, key: str) -> list[dict[str, Any]]:
+        """Every item of a collection, following ``<key>_links`` ``next``."""
+        items: list[dict[str, Any]] = []
+        url: str | None = path
+        params: dict[str, Any] | None = {"limit": PAGE_LIMIT}
+        seen: set[str] = set()
+        while url:
+            response = self.request("GET", url, params=params)
+            if response.status_code != 200:
+                raise ApiError(f"GET {url}: {response.status_code} {response.text[:200]}")
+            body = response.json()
+            items.extend(body.get(key) or [])
+            url = None
+            params = None  # the next link carries its own query
+            for link in body.get(f"{key}_links") or []:
+                if link.get("rel") == "next" and link.get("href"):
+                    href = urljoin(str(response.url), link["href"])
+                    if href not in seen:  # a server repeating itself must not loop us
+                        seen.add(href)
+                        url = href
+        return items
+
+    def documents(self) -> dict[str, list[dict[str, Any]]]:
+        return {name: self.list_all(path, key) for name, (path, key) in COLLECTIONS.items()}
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot.from_api(self.documents())
+
+    # --- reporting -----------------------------------------------------------------
+
+    @staticmethod
+    def report_body(host: HostConfig, report: Report) -> dict[str, Any]:
+        return {
+            "report": {
+                "host": host.host,
+                "agent_type": AGENT_TYPE,
+                "binary": BINARY,
+                "configurations": {
+                    "tunneling_ip": host.local_ip,
+                    "tunnel_types": list(host.tunnel_types),
+                    "bridge_mappings": dict(host.physical_interfaces),
+                },
+                "ports_up": sorted(report.ports_up),
+                "ports_down": sorted(report.ports_down),
+            }
+        }
+
+    def report(self, host: HostConfig, report: Report) -> bool:
+        """Post the pass's report; False (logged) if the API does not take reports yet."""
+        response = self.request("POST", REPORT_PATH, json=self.report_body(host, report))
+        if response.status_code == 404:
+            log.warning("the network API has no %s route; report not sent", REPORT_PATH)
+            return False
+        if response.status_code >= 400:
+            raise ApiError(f"POST {REPORT_PATH}: {response.status_code} {response.text[:200]}")
+        return True

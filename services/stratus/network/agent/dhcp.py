@@ -1,0 +1,478 @@
+"""DHCP and DNS for a network: dnsmasq in a ``qdhcp-<network>`` namespace.
+
+A network is served here when one of its DHCP ports (``device_owner``
+``network:dhcp``) is bound to this host and it has a subnet with DHCP on.
+The port becomes a veth pair: ``tap<port[:11]>`` plugged into the network's
+bridge, ``ns-<port[:11]>`` inside the namespace with the port's MAC and fixed
+IPs (and a default route via the first IPv4 gateway). One dnsmasq per
+network runs inside the namespace, bound to that device only.
+
+Addresses are fixed, never pooled: each port of the network has a line
+``mac,hostname,ip`` in the hosts file and each subnet a ``static`` range, so
+a guest gets exactly the address the API gave its port, at its first
+DISCOVER. The per-subnet options (router, DNS servers, classless static
+routes with the default route in them, as RFC 3442 clients ignore option 3
+when 121 is present, domain, MTU) are in the options file. Both files and
+``addn-hosts`` (one DNS name per port, answered at once, not only after a
+lease) are re-read on SIGHUP, so a port coming or going is a rewrite and a
+signal: dnsmasq keeps running and its leases stay. dnsmasq is restarted only
+when its command line must change (a subnet added or removed, a new DHCP
+port). Nothing is rewritten or signalled when nothing changed.
+
+DNS: dnsmasq answers the names of the network's ports (``dns_name``, else
+``host-<ip with dashes>``, in the ``openstacklocal`` domain) and nothing
+else (``--no-resolv``, ``--no-hosts``): a guest that needs other names gets
+the subnet's ``dns_nameservers`` instead of dnsmasq, as in Neutron. The
+host's own resolver is never offered to tenants.
+
+IPv6: ``dhcpv6-stateful`` subnets get a ``static`` DHCPv6 range and their
+addresses in the hosts file; ``dhcpv6-stateless`` a range for options only;
+SLAAC subnets nothing (router advertisements are the router's job).
+
+Files live in ``<state_dir>/dhcp/<network id>/`` (``pid``, ``host``,
+``addn_hosts``, ``opts``, ``leases``). dnsmasq drops to ``nobody`` after it
+starts, so the directory is world-readable (never writable).
+
+When a network is no longer served here its dnsmasq is stopped (also one
+whose pid file was lost: processes are found by their files' path), and its
+veth, namespace and directory are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from stratus.network.agent import l2, namespaces
+from stratus.network.agent.state import (
+    HostConfig,
+    Network,
+    Port,
+    Snapshot,
+    Subnet,
+    dhcp_interface_name,
+    dhcp_namespace,
+    tap_name,
+)
+
+log = logging.getLogger(__name__)
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+LEASE_SECONDS = 86400
+DNS_DOMAIN = "openstacklocal"
+NAMESPACE_PREFIX = "qdhcp-"
+
+
+# --- what dnsmasq must be told (pure) ------------------------------------------
+
+
+def served(snapshot: Snapshot, config: HostConfig) -> dict[str, Port]:
+    """network id -> the DHCP port that serves it from this host."""
+    result: dict[str, Port] = {}
+    for port in snapshot.ports_on(config.host):
+        if not port.is_dhcp or port.network_id in result:
+            continue
+        if port.network_id not in snapshot.networks:
+            continue
+        if any(s.enable_dhcp for s in snapshot.subnets_of(port.network_id)):
+            result[port.network_id] = port
+    return result
+
+
+def dhcp_subnets(snapshot: Snapshot, network_id: str) -> list[Subnet]:
+    """Subnets dnsmasq serves: DHCP on, and for IPv6 a DHCPv6 address mode."""
+    return [
+        s
+        for s in snapshot.subnets_of(network_id)
+        if s.enable_dhcp
+        and (s.ip_version == 4 or s.ipv6_address_mode in ("dhcpv6-stateful", "dhcpv6-stateless"))
+    ]
+
+
+def hostname(port: Port, ip: str) -> str:
+    if port.dns_name:
+        return port.dns_name
+    return "host-" + ip.replace(".", "-").replace(":", "-")
+
+
+def _tag(subnet: Subnet) -> str:
+    return f"subnet-{subnet.id}"
+
+
+@dataclass(frozen=True)
+class Files:
+    """The contents dnsmasq reads, as text."""
+
+    hosts: str
+    addn_hosts: str
+    opts: str
+
+
+def render(snapshot: Snapshot, network: Network, dhcp_port: Port) -> Files:
+    subnets = {s.id: s for s in dhcp_subnets(snapshot, network.id)}
+    all_subnets = {s.id: s for s in snapshot.subnets_of(network.id)}
+    hosts: list[str] = []
+    addn: list[str] = []
+    for port in snapshot.ports_of(network.id):
+        if not port.admin_state_up:
+            continue
+        for fixed in port.fixed_ips:
+            subnet = all_subnets.get(fixed.subnet_id)
+            if subnet is None:
+                continue
+            name = hostname(port, fixed.ip_address)
+            addn.append(f"{fixed.ip_address}\t{name}.{DNS_DOMAIN} {name}")
+            if fixed.subnet_id not in subnets or port.is_dhcp:
+                continue
+            if subnet.ip_version == 6:
+                if subnet.ipv6_address_mode != "dhcpv6-stateful":
+                    continue
+                hosts.append(f"{port.mac_address},{name},[{fixed.ip_address}]")
+            else:
+                hosts.append(f"{port.mac_address},{name},{fixed.ip_address}")
+    own = {f.subnet_id: f.ip_address for f in dhcp_port.fixed_ips}
+    opts: list[str] = []
+    for subnet in subnets.values():
+        tag = f"tag:{_tag(subnet)}"
+        if subnet.ip_version == 4:
+            if subnet.dns_nameservers:
+                opts.append(f"{tag},option:dns-server,{','.join(subnet.dns_nameservers)}")
+            elif subnet.id in own:
+                opts.append(f"{tag},option:dns-server,{own[subnet.id]}")
+            opts.append(f"{tag},option:domain-name,{DNS_DOMAIN}")
+            opts.append(f"{tag},option:mtu,{network.mtu}")
+            if subnet.gateway_ip:
+                opts.append(f"{tag},option:router,{subnet.gateway_ip}")
+            else:
+                opts.append(f"{tag},option:router")  # none: dnsmasq would offer itself
+            routes = [(d, n) for d, n in subnet.host_routes if ipaddress.ip_network(d).version == 4]
+            if routes:
+                if subnet.gateway_ip and not any(d == "0.0.0.0/0" for d, _ in routes):
+                    routes.append(("0.0.0.0/0", subnet.gateway_ip))
+                flat = ",".join(f"{d},{n}" for d, n in routes)
+                opts.append(f"{tag},option:classless-static-route,{flat}")
+        else:
+            servers = [f"[{s}]" for s in subnet.dns_nameservers]
+            if not servers and subnet.id in own:
+                servers = [f"[{own[subnet.id]}]"]
+            if servers:
+                opts.append(f"{tag},option6:dns-server,{','.join(servers)}")
+            opts.append(f"{tag},option6:domain-search,{DNS_DOMAIN}")
+    return Files(
+        hosts="".join(line + "\n" for line in hosts),
+        addn_hosts="".join(line + "\n" for line in addn),
+        opts="".join(line + "\n" for line in opts),
+    )
+
+
+def command(snapshot: Snapshot, config: HostConfig, network: Network, dhcp_port: Port) -> list[str]:
+    """dnsmasq's command line; a change of it is what makes the agent restart dnsmasq."""
+    d = directory(config, network.id)
+    argv = [
+        DNSMASQ,
+        "--conf-file=/dev/null",
+        "--no-hosts",
+        "--no-resolv",
+        f"--pid-file={d / 'pid'}",
+        f"--dhcp-hostsfile={d / 'host'}",
+        f"--addn-hosts={d / 'addn_hosts'}",
+        f"--dhcp-optsfile={d / 'opts'}",
+        f"--dhcp-leasefile={d / 'leases'}",
+        "--bind-interfaces",
+        f"--interface={dhcp_interface_name(dhcp_port.id)}",
+        "--except-interface=lo",
+        f"--domain={DNS_DOMAIN}",
+        "--dhcp-authoritative",
+        "--local-service",
+    ]
+    size = 0
+    for subnet in dhcp_subnets(snapshot, network.id):
+        net = ipaddress.ip_network(subnet.cidr)
+        size += min(net.num_addresses, 1 << 16)
+        if subnet.ip_version == 4:
+            argv.append(
+                f"--dhcp-range=set:{_tag(subnet)},{net.network_address},static,"
+                f"{net.netmask},{LEASE_SECONDS}s"
+            )
+        else:
+            argv.append(
+                f"--dhcp-range=set:{_tag(subnet)},{net.network_address},static,"
+                f"{net.prefixlen},{LEASE_SECONDS}s"
+            )
+    argv.append(f"--dhcp-lease-max={max(size, 16)}")
+    return argv
+
+
+def directory(config: HostConfig, network_id: str) -> Path:
+    return Path(config.state_dir) / "dhcp" / network_id
+
+
+# --- dnsmasq processes -----------------------------------------------------------
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def running_pid(config: HostConfig, network_id: str) -> int | None:
+    """The pid of the network's dnsmasq, from its pid file, if it is alive and ours."""
+    pidfile = directory(config, network_id) / "pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    argv = _cmdline(pid)
+    if argv and os.path.basename(argv[0]) == "dnsmasq" and f"--pid-file={pidfile}" in argv:
+        return pid
+    return None
+
+
+def _processes_of(directory_path: Path) -> list[int]:
+    """Every dnsmasq using files under ``directory_path`` (also with its pid file lost)."""
+    marker = f"--pid-file={directory_path / 'pid'}"
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            argv = _cmdline(int(entry))
+            if argv and os.path.basename(argv[0]) == "dnsmasq" and marker in argv:
+                found.append(int(entry))
+    return found
+
+
+def _stop(directory_path: Path) -> None:
+    pids = _processes_of(directory_path)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if Path(f"/proc/{p}").exists() and _cmdline(p)]
+        time.sleep(0.02)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _start(argv: Sequence[str], namespace: str) -> int:
+    pidfile = Path(next(a for a in argv if a.startswith("--pid-file=")).split("=", 1)[1])
+    pidfile.unlink(missing_ok=True)
+    with tempfile.TemporaryFile("w+") as errors:
+        # dnsmasq daemonises; its stderr goes to a file, never to a pipe it
+        # could keep open, and it has a session of its own, so the agent can
+        # stop or restart without taking DHCP down.
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,
+            check=False,
+            timeout=30,
+        )
+        errors.seek(0)
+        message = errors.read().strip()
+    if result.returncode != 0:
+        raise namespaces.CommandError(f"dnsmasq failed to start ({result.returncode}): {message}")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            return int(pidfile.read_text().strip())
+        time.sleep(0.02)
+    raise namespaces.CommandError("dnsmasq started but wrote no pid file")
+
+
+def _write(path: Path, text: str) -> bool:
+    """Write atomically if different; True if it changed."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.chmod(0o644)
+    os.replace(temporary, path)
+    return True
+
+
+# --- the namespace and its device --------------------------------------------------
+
+
+def _ensure_device(
+    snapshot: Snapshot, config: HostConfig, network: Network, port: Port, bridge: str
+) -> None:
+    namespace = dhcp_namespace(network.id)
+    outer, inner = tap_name(port.id), dhcp_interface_name(port.id)
+    namespaces.ensure(namespace)
+    with namespaces.ipr(namespace) as nsip:
+        # DHCP devices of an earlier DHCP port of this network.
+        for link in nsip.get_links():
+            name = link.get("IFLA_IFNAME") or ""
+            if name.startswith("ns-") and name != inner:
+                log.info("removing stale %s from %s", name, namespace)
+                nsip.link("del", index=link["index"])
+        have_inner = bool(nsip.link_lookup(ifname=inner))
+    with namespaces.ipr() as ip:
+        have_outer = bool(ip.link_lookup(ifname=outer))
+        if have_outer != have_inner or not have_outer:
+            if have_outer:
+                ip.link("del", index=ip.link_lookup(ifname=outer)[0])
+            if have_inner:
+                with namespaces.ipr(namespace) as nsip:
+                    nsip.link("del", index=nsip.link_lookup(ifname=inner)[0])
+            log.info("creating %s/%s for network %s", outer, inner, network.id)
+            ip.link("add", ifname=outer, kind="veth", peer=inner)
+            ip.link("set", index=ip.link_lookup(ifname=inner)[0], net_ns_fd=namespace)
+    l2.plug(bridge, outer, network.mtu)
+    subnets = {s.id: s for s in snapshot.subnets_of(network.id)}
+    wanted: set[tuple[str, int]] = set()
+    for fixed in port.fixed_ips:
+        subnet = subnets.get(fixed.subnet_id)
+        if subnet is not None:
+            wanted.add((ipaddress.ip_address(fixed.ip_address).compressed, subnet.prefixlen))
+    with namespaces.ipr(namespace) as nsip:
+        index = nsip.link_lookup(ifname=inner)[0]
+        link = nsip.link("get", index=index)[0]
+        changes: dict[str, Any] = {}
+        if str(link.get("IFLA_ADDRESS")).lower() != port.mac_address.lower():
+            changes["address"] = port.mac_address
+        if link.get("IFLA_MTU") != network.mtu:
+            changes["mtu"] = network.mtu
+        if changes:
+            nsip.link("set", index=index, **changes)
+        if not link["flags"] & 1:
+            nsip.link("set", index=index, state="up")
+        present: set[tuple[str, int]] = set()
+        for addr in nsip.get_addr(index=index):
+            value = ipaddress.ip_address(addr.get("IFA_ADDRESS"))
+            if value.is_link_local:
+                continue  # fe80:: and 169.254/16 (metadata) are not ours to manage
+            present.add((value.compressed, addr["prefixlen"]))
+        for address, prefixlen in sorted(present - wanted):
+            nsip.addr("del", index=index, address=address, prefixlen=prefixlen)
+        for address, prefixlen in sorted(wanted - present):
+            nsip.addr("add", index=index, address=address, prefixlen=prefixlen, nodad=True)
+        gateway = next(
+            (
+                s.gateway_ip
+                for s in snapshot.subnets_of(network.id)
+                if s.ip_version == 4
+                and s.gateway_ip
+                and s.id in {f.subnet_id for f in port.fixed_ips}
+            ),
+            None,
+        )
+        routes = nsip.route("dump", family=2, dst_len=0, table=254)
+        current = next((r.get("RTA_GATEWAY") for r in routes if r["dst_len"] == 0), None)
+        if gateway and current != gateway:
+            nsip.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=index)
+        elif not gateway and current:
+            nsip.route("del", dst="0.0.0.0/0", table=254)
+
+
+# --- the public steps ----------------------------------------------------------------
+
+
+def ensure(snapshot: Snapshot, config: HostConfig, network: Network, port: Port) -> None:
+    """Serve ``network`` from this host through ``port``: device, files, dnsmasq."""
+    bridge = l2.ensure_network(snapshot, config, network)
+    _ensure_device(snapshot, config, network, port, bridge)
+    d = directory(config, network.id)
+    d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o755)
+    files = render(snapshot, network, port)
+    changed = False
+    for name, text in (
+        ("host", files.hosts),
+        ("addn_hosts", files.addn_hosts),
+        ("opts", files.opts),
+    ):
+        changed |= _write(d / name, text)
+    argv = command(snapshot, config, network, port)
+    pid = running_pid(config, network.id)
+    if pid is not None and _cmdline(pid) == argv:
+        if changed:
+            log.info("dnsmasq of network %s: files changed, SIGHUP", network.id)
+            os.kill(pid, signal.SIGHUP)
+        return
+    if pid is not None:
+        log.info("dnsmasq of network %s: command line changed, restarting", network.id)
+    _stop(d)
+    pid = _start(argv, dhcp_namespace(network.id))
+    log.info("dnsmasq of network %s started (pid %d)", network.id, pid)
+
+
+def remove(config: HostConfig, network_id: str) -> None:
+    """Stop the network's dnsmasq; delete its veth, namespace and files."""
+    d = directory(config, network_id)
+    _stop(d)
+    namespace = dhcp_namespace(network_id)
+    if namespaces.exists(namespace):
+        with namespaces.ipr(namespace) as nsip:
+            peers = [
+                link.get("IFLA_IFNAME")
+                for link in nsip.get_links()
+                if (link.get("IFLA_IFNAME") or "").startswith("ns-")
+            ]
+        with namespaces.ipr() as ip:
+            for inner in peers:
+                outer = "tap" + inner[3:]
+                index = ip.link_lookup(ifname=outer)
+                if index:
+                    with contextlib.suppress(NetlinkError):
+                        ip.link("del", index=index[0])
+        namespaces.remove(namespace)
+    shutil.rmtree(d, ignore_errors=True)
+    log.info("network %s is no longer served here", network_id)
+
+
+def stale(config: HostConfig, keep: Iterable[str]) -> set[str]:
+    """Networks with a namespace or files here that are not in ``keep``."""
+    keep = set(keep)
+    found = {
+        n[len(NAMESPACE_PREFIX) :] for n in namespaces.listed() if n.startswith(NAMESPACE_PREFIX)
+    }
+    root = Path(config.state_dir) / "dhcp"
+    if root.is_dir():
+        found |= {p.name for p in root.iterdir() if p.is_dir()}
+    return found - keep
+
+
+def converge(snapshot: Snapshot, config: HostConfig) -> set[str]:
+    """Serve every network with a DHCP port here; stop the others. Return served ports."""
+    wanted = served(snapshot, config)
+    failures: dict[str, str] = {}
+    up: set[str] = set()
+    for network_id, port in sorted(wanted.items()):
+        try:
+            ensure(snapshot, config, snapshot.networks[network_id], port)
+            up.add(port.id)
+        except Exception as exc:
+            log.exception("network %s: DHCP failed", network_id)
+            failures[network_id] = str(exc) or type(exc).__name__
+    for network_id in sorted(stale(config, wanted)):
+        try:
+            remove(config, network_id)
+        except Exception as exc:
+            log.exception("network %s: DHCP cleanup failed", network_id)
+            failures[network_id] = str(exc) or type(exc).__name__
+    if failures:
+        raise l2.PartialFailure(failures, up)
+    return up

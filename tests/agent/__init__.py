@@ -1,0 +1,1 @@
+"""Tests of the network agent on simulated hosts (see conftest)."""
