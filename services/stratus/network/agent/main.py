@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -123,7 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report.as_dict()))
         return 0 if report.ok else 1
 
+    agent_pid = os.getpid()
+
     def stop(signum: int, _frame: Any) -> None:
+        if os.getpid() != agent_pid:
+            # A child forked by a library (pyroute2 enters a namespace from a
+            # forked helper and ends it with SIGTERM): die as it expects.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         log.info("signal %d: stopping after this pass", signum)
         agent.stopping.set()
 
