@@ -12,6 +12,7 @@ The helpers at the top are shared by ``test_firewall`` and ``test_metadata``.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -286,6 +287,28 @@ def test_l3_router_joins_subnets_snat_and_floating_ip(sim_lab: SimLab, servers: 
     assert not pings(host, outside, "203.0.113.20", count=1)
     assert connect(host, outside, "203.0.113.20", 8080, timeout=1).startswith("FAIL")
     assert connect(host, guest_a.namespace, "203.0.113.1", 8000) == "203.0.113.10"
+
+
+def test_l3_a_router_that_is_down_is_plugged_but_does_not_forward(sim_lab: SimLab) -> None:
+    lab = router_lab(sim_lab)
+    host = lab.host
+    lab.router["admin_state_up"] = False
+    guest_a = static_guest(host, lab.guest_ports[0], 24, "10.1.0.1")
+    static_guest(host, lab.guest_ports[1], 24, "10.2.0.1")
+    report = json.loads(host.agent(lab.docs()).stdout)
+    # Its ports are plugged (ACTIVE, as Neutron shows them) ...
+    assert {p["id"] for p in lab.router_ports} <= set(report["ports_up"])
+    forwarding = host.run(
+        ["ip", "netns", "exec", lab.namespace, "sysctl", "-n", "net.ipv4.ip_forward"]
+    )
+    assert forwarding.stdout.strip() == "0"
+    # ... the router answers on its own address, but routes nothing ...
+    assert pings(host, guest_a.namespace, "10.1.0.1")
+    assert not pings(host, guest_a.namespace, "10.2.0.5", count=1)
+    # ... until it is up.
+    lab.router["admin_state_up"] = True
+    lab.converge()
+    assert pings(host, guest_a.namespace, "10.2.0.5")
 
 
 def test_l3_no_snat_and_extra_routes(sim_lab: SimLab, servers: Servers) -> None:

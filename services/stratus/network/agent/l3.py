@@ -32,7 +32,9 @@ the router (deleting the inner end deletes the pair, so the bridge loses its
 namespaces of routers no longer here (their devices are deleted first, because
 a socket still open in a namespace keeps it, and its veths, alive).
 
-A router whose ``admin_state_up`` is false is not built (and is torn down).
+A router whose ``admin_state_up`` is false keeps its namespace and devices
+(its ports are plugged, so Neutron's clients see them ACTIVE) but does not
+forward: IP forwarding is off in its namespace.
 IPv6 subnets get their addresses and forwarding but no router advertisements;
 NAT is IPv4 only, as in Neutron.
 """
@@ -262,10 +264,11 @@ def converge(snapshot: Snapshot, config: HostConfig) -> set[str]:
     logged and the others still converge; ``l2.PartialFailure`` then names it.
     """
     wanted: dict[str, RouterPlan] = {}
+    # An administratively down router keeps its namespace and devices (its
+    # ports are plugged, as Neutron shows them ACTIVE) but forwards nothing.
     for router in snapshot.routers_on(config.host):
-        if router.admin_state_up:
-            plan = plan_router(snapshot, config, router)
-            wanted[plan.namespace] = plan
+        plan = plan_router(snapshot, config, router)
+        wanted[plan.namespace] = plan
     for name in namespaces.owned():
         if name.startswith("qrouter-") and name not in wanted:
             remove_router(name)
@@ -446,7 +449,7 @@ def _gratuitous_arp(namespace: str, device: str, mac: str, addresses: list[str])
 def converge_router(snapshot: Snapshot, config: HostConfig, plan: RouterPlan) -> None:
     name = plan.namespace
     namespaces.ensure(name)
-    in_namespace(name, _enable_forwarding)
+    in_namespace(name, _forwarding_on if plan.router.admin_state_up else _forwarding_off)
     interfaces = [*plan.interfaces, *([plan.gateway] if plan.gateway else [])]
     wanted_devices = {i.inner for i in interfaces}
     with namespaces.ipr(name) as ns:
@@ -467,6 +470,11 @@ def converge_router(snapshot: Snapshot, config: HostConfig, plan: RouterPlan) ->
     namespaces.nft(plan.nft, name)
 
 
-def _enable_forwarding() -> None:
+def _forwarding_on() -> None:
     _sysctl("net.ipv4.ip_forward", "1")
     _sysctl("net.ipv6.conf.all.forwarding", "1")
+
+
+def _forwarding_off() -> None:
+    _sysctl("net.ipv4.ip_forward", "0")
+    _sysctl("net.ipv6.conf.all.forwarding", "0")
