@@ -298,7 +298,7 @@ def test_tags_api(admin, unique):
     try:
         base = f"/v2.0/networks/{net['id']}/tags"
         assert admin.put(base, json={"tags": ["b", "a"]}).json() == {"tags": ["a", "b"]}
-        assert admin.put(f"{base}/c").status_code == 204
+        assert admin.put(f"{base}/c").status_code == 201
         assert admin.get(base).json()["tags"] == ["a", "b", "c"]
         assert admin.get(f"{base}/c").status_code == 204
         neutron_error(admin.get(f"{base}/zz"), 404)

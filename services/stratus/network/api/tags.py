@@ -107,7 +107,8 @@ def add_tag(req: ApiRequest) -> Response:
                 raise errors.BadRequest(f"A resource may have at most {common.MAX_TAGS} tags.")
             session.add(Tag(resource_id=resource_id, tag=tag))
             _touch(req, session)
-    return no_content()
+    # Neutron answers 201 (Created) here, with no body.
+    return Response(status_code=201)
 
 
 @endpoint
