@@ -131,10 +131,29 @@ stop_servers() {
   done
   server_pids=()
 }
+# The network suite's agent host (see 2c): its namespace, once the agent is stopped.
+agent_netns=
+agent_mnt=
+# The agent (every process of its mount namespace) and its dnsmasq (each in
+# a mount namespace of its own, made by ip netns exec; their command lines
+# name the agent's state directory).
+stop_agent_host() {
+  local proc
+  [ -n "$agent_netns" ] || return 0
+  if [ -n "$agent_mnt" ]; then
+    for proc in /proc/[0-9]*; do
+      if [ "$(readlink "$proc/ns/mnt" 2>/dev/null)" = "$agent_mnt" ]; then kill -KILL "${proc#/proc/}" 2>/dev/null || true; fi
+    done
+  fi
+  pkill -KILL -f -- "--pid-file=$workdir/agent/" 2>/dev/null || true
+  return 0
+}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_servers
+  stop_agent_host
+  if [ -n "$agent_netns" ]; then ip netns del "$agent_netns" 2>/dev/null || true; fi
   rm -rf "$workdir"
   exit "$rc"
 }
@@ -412,12 +431,33 @@ fi
 free_port() {
   "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+# The network suite runs a real agent (2c) on a host simulated by a network
+# namespace of its own, joined to this machine by a veth pair on a private
+# /30 (198.18.0.0/15, the benchmarking range); the servers listen on this
+# machine's end of it, so that the agent reaches them and nothing else can.
+listen=127.0.0.1
+if $with_network && [ "$(id -u)" = 0 ] && command -v unshare > /dev/null; then
+  net_id=$(( RANDOM % 250 + 1 ))
+  agent_netns=stratus-tempest-$$
+  agent_link=stt$$
+  listen=198.18.$net_id.1
+  agent_ip=198.18.$net_id.2
+  ip netns add "$agent_netns"
+  ip link add "$agent_link" type veth peer name eth0 netns "$agent_netns"
+  ip addr add "$listen/30" dev "$agent_link"
+  ip link set "$agent_link" up
+  ip -n "$agent_netns" addr add "$agent_ip/30" dev eth0
+  ip -n "$agent_netns" link set eth0 up
+  ip -n "$agent_netns" link set lo up
+elif $with_network; then
+  log "not root (or no unshare): no network agent; router interface ports stay DOWN and the tests that wait for them fail"
+fi
 port=$(free_port)
-url=http://127.0.0.1:$port
+url=http://$listen:$port
 image_port=$(free_port)
 image_url=http://127.0.0.1:$image_port
 network_port=$(free_port)
-network_url=http://127.0.0.1:$network_port
+network_url=http://$listen:$network_port
 secret() { "$venv/bin/python" -c 'import secrets; print("Tempest-" + secrets.token_hex(12))'; }
 password=$(secret)
 image_password=$(secret)
@@ -448,7 +488,7 @@ debug = false
 connection = sqlite:///$workdir/stratus.db
 
 [identity]
-bind_host = 127.0.0.1
+bind_host = $listen
 bind_port = $port
 workers = 2
 key_repository = $workdir/keys
@@ -474,7 +514,7 @@ cache_ttl = 5
 # Flat networks on any physical network (Tempest's admin tests make some),
 # VLANs on physnet1, VXLAN for projects; 'public' is the external network.
 [network]
-bind_host = 127.0.0.1
+bind_host = $listen
 bind_port = $network_port
 workers = 2
 flat_networks = *
@@ -532,9 +572,57 @@ if $with_network; then
     --type network --name neutron --description "Stratus network service" \
     --region RegionOne --public-url "$network_url" --user network
   start_server network "$network_url/" "$out/network-api.log"
+
+  # --- 2c. the network agent ------------------------------------------------
+  # On its simulated host: the namespace above, plus a private mount
+  # namespace (its qdhcp-/qrouter- namespaces live in a /run/netns of its
+  # own; the cleanup kills every process in that mount namespace, the
+  # dnsmasq processes the agent leaves running on purpose included). The
+  # external network 'public' is carried by a veth pair there. It reports
+  # every second, so router and DHCP ports turn ACTIVE as Tempest expects.
+  agent_host=
+  if [ -n "$agent_netns" ]; then
+    agent_host=tempest-agent
+    agent_dir=$workdir/agent
+    mkdir -p "$agent_dir"
+    chmod 0711 "$workdir"  # dnsmasq runs as nobody: it must reach its files
+    chmod 0755 "$agent_dir"
+    cat > "$agent_dir/agent.conf" <<EOF
+[DEFAULT]
+log_format = text
+
+[network_agent]
+host = $agent_host
+local_ip = $agent_ip
+physical_interface_mappings = public:pub0
+tunnel_types = vxlan
+state_dir = $agent_dir/state
+resync_interval = 1
+api_url = $network_url
+
+[network_agent_authtoken]
+auth_url = $url
+username = network
+password = $network_password
+EOF
+    log "network agent in namespace $agent_netns ($agent_ip)"
+    setsid ip netns exec "$agent_netns" unshare --mount --propagation private sh -c "mount -t tmpfs tmpfs /run/netns \
+        && ip link add pub0 type veth peer name pub1 && ip link set pub1 up \
+        && exec '$venv/bin/stratus-network-agent' --config-file '$agent_dir/agent.conf'" \
+      > "$out/network-agent.log" 2>&1 &
+    server_pids+=("$!")
+    for _ in $(seq 50); do
+      agent_pid=$(pgrep -f "^$venv/bin/python.* --config-file $agent_dir/agent.conf" | head -n 1 || true)
+      [ -n "$agent_pid" ] && break
+      sleep 0.1
+    done
+    agent_mnt=$(readlink "/proc/$agent_pid/ns/mnt" 2>/dev/null || true)
+  fi
+
   # The external network floating IPs come from, and the extensions the
-  # server lists (Tempest tests only those).
-  network_settings=$("$venv/bin/python" "$here/scripts/tempest_network.py" "$url" "$password" "$network_url")
+  # server lists (Tempest tests only those); waits for the agent to report.
+  network_settings=$("$venv/bin/python" "$here/scripts/tempest_network.py" \
+    "$url" "$password" "$network_url" $agent_host)
   eval "$network_settings"
 else
   public_network_id=

@@ -6,18 +6,32 @@ Tempest's floating IP and router tests use, and prints shell assignments:
 ``public_network_id`` and ``network_extensions`` (the aliases the server
 lists, for ``[network-feature-enabled] api_extensions``).
 
-    python scripts/tempest_network.py IDENTITY_URL ADMIN_PASSWORD NETWORK_URL
+    python scripts/tempest_network.py IDENTITY_URL ADMIN_PASSWORD NETWORK_URL [AGENT_HOST]
+
+With AGENT_HOST it first waits (up to a minute) for that host's agent to
+report itself alive, so that DHCP ports and routers are placed on it.
 """
 
 from __future__ import annotations
 
 import shlex
 import sys
+import time
 
 import httpx
 
 
-def main(identity: str, password: str, network: str) -> None:
+def wait_for_agent(api: httpx.Client, host: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        agents = api.get("/v2.0/agents", params={"host": host}).json().get("agents", [])
+        if any(a["alive"] for a in agents):
+            return
+        time.sleep(0.5)
+    sys.exit(f"tempest_network.py: the agent of {host} did not report within {timeout:.0f} s")
+
+
+def main(identity: str, password: str, network: str, agent_host: str | None = None) -> None:
     login = {
         "auth": {
             "identity": {
@@ -33,6 +47,8 @@ def main(identity: str, password: str, network: str) -> None:
     answer.raise_for_status()
     headers = {"X-Auth-Token": answer.headers["X-Subject-Token"]}
     with httpx.Client(base_url=network, headers=headers, timeout=60) as api:
+        if agent_host:
+            wait_for_agent(api, agent_host)
         body = {
             "network": {
                 "name": "public",
@@ -61,4 +77,4 @@ def main(identity: str, password: str, network: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
