@@ -165,6 +165,64 @@ class ServiceCredentials:
         }
 
 
+class LoginError(Exception):
+    """Identity could not be reached, or refused a service's credentials."""
+
+
+class ServiceLogin:
+    """A service acting on its own: a project-scoped token, renewed before it expires.
+
+    ``token()`` gives the token and the token's body (its catalog, project),
+    logging in again when the token is within a minute of expiring or when
+    asked (``force``, after a 401). Thread-safe; one login at a time.
+    """
+
+    def __init__(self, credentials: ServiceCredentials, http: httpx.Client, hint: str = ""):
+        self.credentials = credentials
+        self.http = http
+        self.hint = hint  # where the operator sets these credentials
+        self._current: tuple[str, float, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def token(self, *, force: bool = False) -> tuple[str, dict[str, Any]]:
+        with self._lock:
+            if force or self._current is None or self._current[1] <= time.time() + 60:
+                self._current = self._login()
+            return self._current[0], self._current[2]
+
+    def _login(self) -> tuple[str, float, dict[str, Any]]:
+        c = self.credentials
+        base = c.auth_url.rstrip("/").removesuffix("/v3")
+        try:
+            response = self.http.post(f"{base}/v3/auth/tokens", json=c.auth_request())
+        except httpx.HTTPError as exc:
+            raise LoginError(f"identity is unreachable at {base}: {exc}") from exc
+        if response.status_code != 201:
+            hint = f"; check {self.hint}" if self.hint else ""
+            raise LoginError(
+                f"identity refused the user {c.username!r} of project {c.project_name!r} "
+                f"({response.status_code}){hint}"
+            )
+        body = response.json()["token"]
+        return response.headers["X-Subject-Token"], _parse_time(body.get("expires_at", "")), body
+
+
+def catalog_url(
+    body: Mapping[str, Any], service_type: str, interface: str, region: str = ""
+) -> str | None:
+    """The URL of ``service_type`` at ``interface`` (and ``region``) in a token's catalog."""
+    for service in body.get("catalog") or []:
+        if service.get("type") != service_type:
+            continue
+        for endpoint in service.get("endpoints", []):
+            if endpoint.get("interface") != interface:
+                continue
+            if region and region not in (endpoint.get("region_id"), endpoint.get("region")):
+                continue
+            return str(endpoint["url"]).rstrip("/")
+    return None
+
+
 class RemoteValidator:
     """Validates user tokens with identity, caching answers for ``cache_ttl`` s.
 
@@ -291,10 +349,9 @@ def register_authtoken(section: str) -> None:
     )
 
 
-def validator_from_config(config: Any, section: str) -> RemoteValidator:
-    """The ``RemoteValidator`` described by a ``register_authtoken`` section."""
-    options = config.section(section)
-    credentials = ServiceCredentials(
+def credentials_from_section(options: Any) -> ServiceCredentials:
+    """The service user of a ``register_authtoken`` section."""
+    return ServiceCredentials(
         auth_url=options.auth_url,
         username=options.username,
         password=options.password,
@@ -302,4 +359,11 @@ def validator_from_config(config: Any, section: str) -> RemoteValidator:
         user_domain_name=options.user_domain_name,
         project_domain_name=options.project_domain_name,
     )
-    return RemoteValidator(credentials, cache_ttl=options.cache_ttl, timeout=options.timeout)
+
+
+def validator_from_config(config: Any, section: str) -> RemoteValidator:
+    """The ``RemoteValidator`` described by a ``register_authtoken`` section."""
+    options = config.section(section)
+    return RemoteValidator(
+        credentials_from_section(options), cache_ttl=options.cache_ttl, timeout=options.timeout
+    )

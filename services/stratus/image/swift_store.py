@@ -28,17 +28,15 @@ import io
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from stratus.common.auth import ServiceCredentials
+from stratus.common.auth import LoginError, ServiceCredentials, ServiceLogin, catalog_url
 from stratus.image.store import SpoolWriter, StoreError, StoreFull, translate_os_error
 
 LOG = logging.getLogger(__name__)
@@ -71,8 +69,11 @@ class SwiftClient:
         self.endpoint = endpoint.rstrip("/")
         self.retries = retries
         self.http = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False)
-        self._auth: tuple[str, float, str] | None = None  # token, expiry, account URL
-        self._lock = threading.Lock()
+        self.login = ServiceLogin(
+            credentials,
+            self.http,
+            "[image] swift_store_user, swift_store_password and swift_store_project_name",
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -81,55 +82,23 @@ class SwiftClient:
 
     def session(self, *, force: bool = False) -> tuple[str, str]:
         """A valid token and the account URL."""
-        with self._lock:
-            if not force and self._auth is not None and self._auth[1] > time.time() + 60:
-                return self._auth[0], self._auth[2]
-            self._auth = self._authenticate()
-            return self._auth[0], self._auth[2]
-
-    def _authenticate(self) -> tuple[str, float, str]:
-        c = self.credentials
-        body = c.auth_request()
-        base = c.auth_url.rstrip("/").removesuffix("/v3")
         try:
-            response = self.http.post(f"{base}/v3/auth/tokens", json=body)
-        except httpx.HTTPError as exc:
-            raise StoreError(f"identity is unreachable at {base}: {exc}") from exc
-        if response.status_code != 201:
-            raise StoreError(
-                f"identity refused the Swift user {c.username!r} of project "
-                f"{c.project_name!r} ({response.status_code}); check [image] swift_store_user, "
-                "swift_store_password and swift_store_project_name"
-            )
-        token = response.headers["X-Subject-Token"]
-        data = response.json()["token"]
-        expires = _timestamp(data.get("expires_at", ""))
-        project_id = (data.get("project") or {}).get("id", "")
+            token, body = self.login.token(force=force)
+        except LoginError as exc:
+            raise StoreError(str(exc)) from exc
         if self.endpoint:
-            account = self.endpoint.replace("{project_id}", project_id)
-        else:
-            account = self._from_catalog(data.get("catalog") or [])
-        return token, expires, account
-
-    def _from_catalog(self, catalog: list[dict[str, Any]]) -> str:
-        for service in catalog:
-            if service.get("type") != "object-store":
-                continue
-            for endpoint in service.get("endpoints", []):
-                if endpoint.get("interface") != self.interface:
-                    continue
-                if self.region and self.region not in (
-                    endpoint.get("region_id"),
-                    endpoint.get("region"),
-                ):
-                    continue
-                # Identity fills in $(project_id)s; an endpoint of another shape is used as is.
-                return str(endpoint["url"]).rstrip("/")
-        region = f" in region {self.region}" if self.region else ""
-        raise StoreError(
-            f"the catalog has no {self.interface} object-store endpoint{region}; check "
-            "[image] swift_store_interface and swift_store_region_name, or set swift_store_endpoint"
-        )
+            project_id = (body.get("project") or {}).get("id", "")
+            return token, self.endpoint.replace("{project_id}", project_id)
+        # Identity fills in $(project_id)s; an endpoint of another shape is used as is.
+        account = catalog_url(body, "object-store", self.interface, self.region)
+        if account is None:
+            region = f" in region {self.region}" if self.region else ""
+            raise StoreError(
+                f"the catalog has no {self.interface} object-store endpoint{region}; check "
+                "[image] swift_store_interface and swift_store_region_name, or set "
+                "swift_store_endpoint"
+            )
+        return token, account
 
     # --- Swift --------------------------------------------------------------
 
@@ -188,13 +157,6 @@ class SwiftClient:
             return dict(response.json()) if response.status_code == 200 else {}
         except (httpx.HTTPError, ValueError):
             return {}
-
-
-def _timestamp(value: str) -> float:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time() + 300
 
 
 def _fail(response: httpx.Response, what: str) -> Exception:

@@ -17,15 +17,18 @@ is logged and forgotten.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 
-from stratus.common.auth import ServiceCredentials
+from stratus.common.auth import (
+    LoginError,
+    ServiceCredentials,
+    ServiceLogin,
+    catalog_url,
+    credentials_from_section,
+)
 from stratus.network.agent import settings
 from stratus.network.agent.reconcile import Report
 from stratus.network.agent.state import HostConfig, Snapshot
@@ -53,26 +56,13 @@ class ApiError(RuntimeError):
     """Identity or the network API could not be read."""
 
 
-def _expiry(value: str) -> float:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except (ValueError, AttributeError):
-        return 0.0
-
-
 def endpoint_from_catalog(
     catalog: list[dict[str, Any]], interface: str = "internal", region: str = ""
 ) -> str:
     """The ``network`` endpoint of a keystone v3 catalog."""
-    for service in catalog:
-        if service.get("type") != "network":
-            continue
-        for endpoint in service.get("endpoints", []):
-            if endpoint.get("interface") != interface:
-                continue
-            if region and region not in (endpoint.get("region_id"), endpoint.get("region")):
-                continue
-            return str(endpoint["url"]).rstrip("/")
+    url = catalog_url({"catalog": catalog}, "network", interface, region)
+    if url:
+        return url
     where = f" in region {region}" if region else ""
     raise ApiError(
         f"the catalog has no {interface} network endpoint{where}; check [network_agent] "
@@ -98,23 +88,13 @@ class NetworkClient:
         self.interface = interface
         self.region = region
         self.http = http or httpx.Client(timeout=httpx.Timeout(timeout))
-        self._auth: tuple[str, float, str] | None = None  # token, expiry, endpoint
-        self._lock = threading.Lock()
+        self.login = ServiceLogin(credentials, self.http, "[network_agent_authtoken]")
 
     @classmethod
     def from_config(cls, config: Any) -> NetworkClient:
-        auth = config.section(settings.AUTHTOKEN_SECTION)
         options = config.section(settings.SECTION)
-        credentials = ServiceCredentials(
-            auth_url=auth.auth_url,
-            username=auth.username,
-            password=auth.password,
-            project_name=auth.project_name,
-            user_domain_name=auth.user_domain_name,
-            project_domain_name=auth.project_domain_name,
-        )
         return cls(
-            credentials,
+            credentials_from_section(config.section(settings.AUTHTOKEN_SECTION)),
             api_url=options.api_url,
             interface=options.interface,
             region=options.region_name,
@@ -128,30 +108,14 @@ class NetworkClient:
 
     def session(self, *, force: bool = False) -> tuple[str, str]:
         """A valid token and the network API's base URL."""
-        with self._lock:
-            if not force and self._auth is not None and self._auth[1] > time.time() + 60:
-                return self._auth[0], self._auth[2]
-            self._auth = self._authenticate()
-            return self._auth[0], self._auth[2]
-
-    def _authenticate(self) -> tuple[str, float, str]:
-        c = self.credentials
-        base = c.auth_url.rstrip("/").removesuffix("/v3")
         try:
-            response = self.http.post(f"{base}/v3/auth/tokens", json=c.auth_request())
-        except httpx.HTTPError as exc:
-            raise ApiError(f"identity is unreachable at {base}: {exc}") from exc
-        if response.status_code != 201:
-            raise ApiError(
-                f"identity refused the agent's user {c.username!r} of project "
-                f"{c.project_name!r} ({response.status_code}); check [network_agent_authtoken]"
-            )
-        token = response.headers["X-Subject-Token"]
-        data = response.json()["token"]
+            token, body = self.login.token(force=force)
+        except LoginError as exc:
+            raise ApiError(str(exc)) from exc
         endpoint = self.api_url or endpoint_from_catalog(
-            data.get("catalog") or [], self.interface, self.region
+            body.get("catalog") or [], self.interface, self.region
         )
-        return token, _expiry(data.get("expires_at", "")), endpoint
+        return token, endpoint
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """``method`` on ``url`` (absolute, or a path under the API); 401 renews once."""
