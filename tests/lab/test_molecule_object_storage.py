@@ -11,20 +11,21 @@ then verifies (verify.yml, resilience.yml):
   included), the unused ones are stopped and disabled; the role refuses
   another hash path prefix once rings exist;
 - /info, 401 without a token, an object stored and read back with the
-  openstack CLI, a container another project cannot list until a read ACL
-  admits it, CORS, a TempURL refused once expired, a revoked token refused
-  once the proxy's token cache (5 s here) has let it go, a static large
-  object through the swift CLI;
+  openstack CLI (Stratus login, the proxy's keystonemiddleware), a container
+  another project cannot list, CORS (ACLs, TempURLs, token revocation and
+  large objects: tests/api/test_object_storage.py and Tempest);
 - an object's three replicas on the three storage hosts (three zones);
 - a wiped device refilled by replication; a corrupted replica quarantined by
   the auditor and replaced; a storage host cut off (black hole routes)
   while an object is written (quorum) and read, then given the object by
   replication once back; an X-Delete-After object hidden when due and its
   replicas removed by the expirers;
-- a device added through the rollout (rings rebalanced, identical on every
-  host), then removed from the inventory: drained by one run, removed from
-  the rings by the next;
-- every replica and six reads through the proxy hold the stored bytes.
+- a device added through the role's preflight, install and ring tasks
+  (its directory made, rings rebalanced, identical on every host), then
+  removed from the inventory: drained by one run of the ring tasks, removed
+  from the rings by the next;
+- every replica and six reads through the proxy hold the stored bytes;
+- Tempest's object storage tests (tests/lab/tempest_object_storage.py).
 Then it removes the hosts. Needs root and the lab's tools.
 """
 
