@@ -46,7 +46,7 @@ register(
         Option("vxlan_port", "int", 4789, "UDP port of VXLAN.", minimum=1),
         Option(
             "state_dir",
-            default="/var/lib/stratus/network",
+            default="/var/lib/stratus-network",
             help="Directory of the agent's own state (dnsmasq files and leases).",
         ),
         Option(

@@ -78,7 +78,7 @@ class HostConfig:
     tunnel_types: tuple[str, ...] = ("vxlan",)
     vxlan_port: int = 4789
     # Where the agent keeps dnsmasq's files and other state of its own.
-    state_dir: str = "/var/lib/stratus/network"
+    state_dir: str = "/var/lib/stratus-network"
 
 
 @dataclass(frozen=True)
