@@ -121,6 +121,23 @@ class Database:
             session.close()
 
 
+def try_insert(session: Session, *rows: Any) -> bool:
+    """Insert ``rows`` in a savepoint; False, and nothing inserted, if a key is taken.
+
+    The way to claim something unique (an address, a segment ID) when
+    several requests may race for it: the database's key decides.
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with session.begin_nested():
+            session.add_all(rows)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
 # --- migrations -------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stratus.common import errors
+from stratus.common.db import try_insert
 from stratus.network.model import IPAllocation, Port, Subnet
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -152,20 +153,14 @@ def used_addresses(session: Session, subnet_id: str) -> set[IPAddress]:
 
 
 def _insert(session: Session, subnet: Subnet, port: Port, address: str, position: int) -> bool:
-    try:
-        with session.begin_nested():
-            session.add(
-                IPAllocation(
-                    subnet_id=subnet.id,
-                    ip_address=address,
-                    port_id=port.id,
-                    network_id=subnet.network_id,
-                    position=position,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    allocation = IPAllocation(
+        subnet_id=subnet.id,
+        ip_address=address,
+        port_id=port.id,
+        network_id=subnet.network_id,
+        position=position,
+    )
+    return try_insert(session, allocation)
 
 
 AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stratus.common import errors
 from stratus.common.config import ConfigError
+from stratus.common.db import try_insert
 from stratus.network.model import Segment
 
 MAX_ID = {"vlan": 4094, "vxlan": 2**24 - 1, "gre": 2**32 - 1}
@@ -95,7 +95,7 @@ def allocate(
                 f"Segmentation ID {requested} is outside 1 to {MAX_ID[kind]} for {kind} networks.",
                 kind="InvalidInput",
             )
-        if not _insert(session, kind, key, requested, network_id):
+        if not reserve(session, kind, key, requested, network_id):
             where = f" on physical network {physnet}" if physnet else ""
             raise errors.Conflict(
                 f"Unable to create the network. The {kind} segmentation ID {requested}{where} "
@@ -112,7 +112,7 @@ def allocate(
         )
     )
     for candidate in _candidates(pool, used):
-        if _insert(session, kind, key, candidate, network_id):
+        if reserve(session, kind, key, candidate, network_id):
             return candidate
     where = f" on physical network {physnet}" if physnet else ""
     raise errors.ServiceUnavailable(
@@ -121,18 +121,9 @@ def allocate(
     )
 
 
-def _insert(session: Session, kind: str, physnet: str, seg_id: int, network_id: str) -> bool:
-    """Insert the allocation in a savepoint; False if the ID is taken."""
-    try:
-        with session.begin_nested():
-            session.add(
-                Segment(
-                    network_type=kind,
-                    physical_network=physnet,
-                    segmentation_id=seg_id,
-                    network_id=network_id,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+def reserve(session: Session, kind: str, physnet: str, seg_id: int, network_id: str) -> bool:
+    """Claim the ID for the network; False if it is taken."""
+    segment = Segment(
+        network_type=kind, physical_network=physnet, segmentation_id=seg_id, network_id=network_id
+    )
+    return try_insert(session, segment)

@@ -110,6 +110,22 @@ def body(req: ApiRequest, singular: str) -> dict[str, Any]:
     return bodies(req, singular, "\0")[0][0]
 
 
+def create(
+    req: ApiRequest,
+    singular: str,
+    plural: str,
+    make: Callable[[ApiRequest, Session, dict[str, Any]], Any],
+    render: Callable[[Session, list[Any]], list[dict[str, Any]]],
+) -> Response:
+    """A create request, of one resource or in bulk: all made in one transaction
+    (a bulk request that fails anywhere makes nothing), answered 201."""
+    items, bulk = bodies(req, singular, plural)
+    with service(req).db.session() as session:
+        rows = [make(req, session, values) for values in items]
+        views = render(session, rows)
+    return ok({plural: views} if bulk else {singular: views[0]}, 201)
+
+
 def check_attributes(values: Mapping[str, Any], allowed_names: Iterable[str]) -> None:
     unknown = sorted(set(values) - set(allowed_names))
     if unknown:

@@ -337,13 +337,13 @@ def create_one(req: ApiRequest, session: Session, values: dict[str, Any]) -> Flo
 
 @endpoint
 def create(req: ApiRequest) -> Response:
-    items, bulk = common.bodies(req, "floatingip", "floatingips")
-    with common.service(req).db.session() as session:
-        created = [create_one(req, session, values) for values in items]
-        views = [view(session, f, []) for f in created]
-    if bulk:
-        return ok({"floatingips": views}, 201)
-    return ok({"floatingip": views[0]}, 201)
+    return common.create(
+        req,
+        "floatingip",
+        "floatingips",
+        create_one,
+        lambda session, rows: [view(session, f, []) for f in rows],
+    )
 
 
 @endpoint

@@ -76,7 +76,11 @@ def get_network(req: ApiRequest, session: Session, network_id: str) -> Network:
     return network
 
 
-def view(req: ApiRequest, network: Network, tags: list[str]) -> dict[str, Any]:
+def view(
+    req: ApiRequest, network: Network, tags: list[str], provider: bool | None = None
+) -> dict[str, Any]:
+    """The network as the caller may see it (``provider``: whether it sees the
+    provider attributes; lists decide that once, not per row)."""
     body: dict[str, Any] = {
         "id": network.id,
         "name": network.name,
@@ -96,7 +100,7 @@ def view(req: ApiRequest, network: Network, tags: list[str]) -> dict[str, Any]:
         "dns_domain": network.dns_domain,
         **common.standard(network, tags),
     }
-    if common.sees_all(req):
+    if common.sees_all(req) if provider is None else provider:
         body["provider:network_type"] = network.network_type
         body["provider:physical_network"] = network.physical_network
         body["provider:segmentation_id"] = network.segmentation_id
@@ -184,7 +188,7 @@ def _segment(req: ApiRequest, session: Session, network: Network, values: dict[s
         session.flush()
         if kind == "flat":
             # One flat network per physical network: its segment is ID 0.
-            if not segments._insert(session, "flat", physnet or "", 0, network.id):
+            if not segments.reserve(session, "flat", physnet or "", 0, network.id):
                 raise errors.Conflict(
                     f"Unable to create the flat network. Physical network {physnet} is in use.",
                     kind="FlatNetworkInUse",
@@ -268,13 +272,13 @@ def create_one(req: ApiRequest, session: Session, values: dict[str, Any]) -> Net
 
 @endpoint
 def create(req: ApiRequest) -> Response:
-    items, bulk = common.bodies(req, "network", "networks")
-    with common.service(req).db.session() as session:
-        created = [create_one(req, session, values) for values in items]
-        views = [view(req, n, []) for n in created]
-    if bulk:
-        return ok({"networks": views}, 201)
-    return ok({"network": views[0]}, 201)
+    return common.create(
+        req,
+        "network",
+        "networks",
+        create_one,
+        lambda _session, rows: [view(req, n, []) for n in rows],
+    )
 
 
 @endpoint
@@ -289,7 +293,8 @@ def index(req: ApiRequest) -> Response:
             query = query.where(Network.name.in_(names))
         rows = list(session.scalars(query))
         tags = common.tags_of(session, [n.id for n in rows])
-        views = [view(req, n, tags[n.id]) for n in rows]
+        provider = common.sees_all(req)
+        views = [view(req, n, tags[n.id], provider) for n in rows]
     return common.list_response(req, "networks", views)
 
 

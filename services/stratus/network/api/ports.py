@@ -398,13 +398,13 @@ def create_one(req: ApiRequest, session: Session, values: dict[str, Any]) -> Por
 
 @endpoint
 def create(req: ApiRequest) -> Response:
-    items, bulk = common.bodies(req, "port", "ports")
-    with common.service(req).db.session() as session:
-        created = [create_one(req, session, values) for values in items]
-        views = [port_view(req, session, p) for p in created]
-    if bulk:
-        return ok({"ports": views}, 201)
-    return ok({"port": views[0]}, 201)
+    return common.create(
+        req,
+        "port",
+        "ports",
+        create_one,
+        lambda session, rows: [port_view(req, session, p) for p in rows],
+    )
 
 
 @endpoint

@@ -411,13 +411,13 @@ def create_one(req: ApiRequest, session: Session, values: dict[str, Any]) -> Rou
 
 @endpoint
 def create(req: ApiRequest) -> Response:
-    items, bulk = common.bodies(req, "router", "routers")
-    with common.service(req).db.session() as session:
-        created = [create_one(req, session, values) for values in items]
-        views = [view(session, r, []) for r in created]
-    if bulk:
-        return ok({"routers": views}, 201)
-    return ok({"router": views[0]}, 201)
+    return common.create(
+        req,
+        "router",
+        "routers",
+        create_one,
+        lambda session, rows: [view(session, r, []) for r in rows],
+    )
 
 
 @endpoint

@@ -487,16 +487,16 @@ def create_rule_one(req: ApiRequest, session: Session, values: dict[str, Any]) -
     return rule
 
 
+def _rule_views(session: Session, rules: list[SecurityGroupRule]) -> list[dict[str, Any]]:
+    defaults = default_ids(session)
+    return [rule_view(r, defaults) for r in rules]
+
+
 @endpoint
 def create_rule(req: ApiRequest) -> Response:
-    items, bulk = common.bodies(req, "security_group_rule", "security_group_rules")
-    with common.service(req).db.session() as session:
-        created = [create_rule_one(req, session, values) for values in items]
-        defaults = default_ids(session)
-        views = [rule_view(r, defaults) for r in created]
-    if bulk:
-        return ok({"security_group_rules": views}, 201)
-    return ok({"security_group_rule": views[0]}, 201)
+    return common.create(
+        req, "security_group_rule", "security_group_rules", create_rule_one, _rule_views
+    )
 
 
 def _get_rule(req: ApiRequest, session: Session, rule_id: str) -> SecurityGroupRule:

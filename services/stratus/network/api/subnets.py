@@ -342,13 +342,9 @@ def create_one(req: ApiRequest, session: Session, values: dict[str, Any]) -> Sub
 
 @endpoint
 def create(req: ApiRequest) -> Response:
-    items, bulk = common.bodies(req, "subnet", "subnets")
-    with common.service(req).db.session() as session:
-        created = [create_one(req, session, values) for values in items]
-        views = [view(s, []) for s in created]
-    if bulk:
-        return ok({"subnets": views}, 201)
-    return ok({"subnet": views[0]}, 201)
+    return common.create(
+        req, "subnet", "subnets", create_one, lambda _session, rows: [view(s, []) for s in rows]
+    )
 
 
 @endpoint
