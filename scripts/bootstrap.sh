@@ -27,6 +27,10 @@ apt_packages=(
   iputils-ping
   # The network agent: DHCP and DNS per tenant network, and its tests' clients.
   dnsmasq-base isc-dhcp-client
+  # A stock Debian kernel under QEMU for the VLAN and GRE tests
+  # (tests/stock_kernel.py): the emulator, busybox for its initramfs,
+  # kmod for depmod and modprobe.
+  qemu-system-x86 busybox-static kmod
 )
 
 missing=()
