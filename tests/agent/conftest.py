@@ -94,6 +94,21 @@ def kernel_can(kind_args: Sequence[str]) -> str | None:
     return None if result.returncode == 0 else (result.stderr.strip() or "failed")
 
 
+def routes_121(text: str) -> list[tuple[str, str]]:
+    """dhclient's ``new_rfc3442_classless_static_routes`` as (destination, router)."""
+    numbers = [int(x) for x in text.split()]
+    routes = []
+    while numbers:
+        width = numbers.pop(0)
+        significant = (width + 7) // 8
+        octets = numbers[:significant] + [0] * (4 - significant)
+        del numbers[:significant]
+        router = ".".join(str(x) for x in numbers[:4])
+        del numbers[:4]
+        routes.append((f"{'.'.join(map(str, octets))}/{width}", router))
+    return routes
+
+
 # A minimal DNS client (no dig here): prints the A records of argv[1] from argv[2].
 _DNS_QUERY = r"""
 import socket, struct, sys
@@ -260,13 +275,21 @@ class Guest:
         }
 
     def configure(self, offer: Mapping[str, str]) -> None:
+        """Address and routes as a DHCP client sets them.
+
+        Classless static routes (option 121), when offered, replace the router
+        option (RFC 3442), the default route among them.
+        """
         import ipaddress
 
         prefix = ipaddress.ip_network(f"0.0.0.0/{offer['mask']}").prefixlen
         self.run(["ip", "addr", "flush", "dev", self.ifname])
         self.run(["ip", "addr", "add", f"{offer['ip']}/{prefix}", "dev", self.ifname])
-        if offer.get("routers"):
-            self.run(["ip", "route", "replace", "default", "via", offer["routers"].split()[0]])
+        routes = routes_121(offer.get("classless_routes", ""))
+        if not routes and offer.get("routers"):
+            routes = [("0.0.0.0/0", offer["routers"].split()[0])]
+        for destination, router in routes:
+            self.run(["ip", "route", "replace", destination, "via", router, "dev", self.ifname])
 
     def resolve(self, name: str, server: str) -> list[str]:
         """The A records ``server`` answers for ``name`` (a DNS query from the guest)."""

@@ -17,7 +17,7 @@ from stratus.common.auth import ServiceCredentials
 from stratus.common.config import Config
 from stratus.network.agent import dhcp, l2, reconcile, settings
 from stratus.network.agent.client import ApiError, NetworkClient, endpoint_from_catalog
-from stratus.network.agent.main import load_snapshot_file
+from stratus.network.agent.main import load_snapshot_file, main
 from stratus.network.agent.state import HostConfig, Snapshot
 from tests.agent import builders as b
 
@@ -192,10 +192,22 @@ def test_dnsmasq_files_carry_fixed_hosts_options_and_names() -> None:
     assert f"{t1},option:router,10.0.0.1" in opts
     assert f"{t1},option:dns-server,10.0.0.2" in opts
     assert f"{t1},option:mtu,1450" in opts
-    assert f"{t1},option:classless-static-route,172.16.0.0/12,10.0.0.254,0.0.0.0/0,10.0.0.1" in opts
+    # No router on either subnet: metadata is reached through the DHCP port.
+    routes = "172.16.0.0/12,10.0.0.254,169.254.169.254/32,10.0.0.2,0.0.0.0/0,10.0.0.1"
+    assert f"{t1},option:classless-static-route,{routes}" in opts
     assert f"{t2},option:router" in opts
     assert f"{t2},option:dns-server,9.9.9.9,1.1.1.1" in opts
-    assert not any(o.startswith(f"{t2},option:classless") for o in opts)
+    assert f"{t2},option:classless-static-route,169.254.169.254/32,10.9.0.2" in opts
+
+    # A router attached to the first subnet serves its metadata from then on.
+    router_port = b.port(net, sub, "10.0.0.1", "h1", device_owner="network:router_interface")
+    snap = Snapshot.from_api(
+        b.docs(networks=[net], subnets=[sub, quiet], ports=[port, vm, vm2, down, router_port])
+    )
+    opts = dhcp.render(snap, snap.networks[net["id"]], snap.ports[port["id"]]).opts.splitlines()
+    routes = "172.16.0.0/12,10.0.0.254,0.0.0.0/0,10.0.0.1"
+    assert f"{t1},option:classless-static-route,{routes}" in opts
+    assert f"{t2},option:classless-static-route,169.254.169.254/32,10.9.0.2" in opts
 
 
 def test_ipv6_stateful_subnets_get_addresses_and_slaac_ones_nothing() -> None:
@@ -330,6 +342,22 @@ def test_settings_make_the_host_config(tmp_path: Path) -> None:
     path.write_text("[network_agent]\ntunnel_types = geneve\n")
     with pytest.raises(ValueError, match="geneve"):
         settings.host_config(Config(path))
+
+
+def test_the_metadata_proxy_needs_its_secret(tmp_path: Path) -> None:
+    path = tmp_path / "stratus.conf"
+    path.write_text("[network_agent]\n")
+    assert settings.metadata_proxy(Config(path)) is None
+    path.write_text(
+        "[network_agent]\nmetadata_url = http://ctl:8775\nmetadata_shared_secret = s3cret\n"
+    )
+    assert settings.metadata_proxy(Config(path)) == ("http://ctl:8775", "s3cret")
+    path.write_text("[network_agent]\nmetadata_url = http://ctl:8775\n")
+    with pytest.raises(ValueError, match="metadata_shared_secret is empty"):
+        settings.metadata_proxy(Config(path))
+    # The agent refuses to start on it, and on a URL that is not one.
+    path.write_text("[network_agent]\nmetadata_url = ctl:8775\nmetadata_shared_secret = s\n")
+    assert main(["--config-file", str(path), "--snapshot", str(tmp_path / "none.json")]) == 2
 
 
 def test_snapshot_files_take_the_api_spelling(tmp_path: Path) -> None:

@@ -18,22 +18,7 @@ from typing import Any
 import pytest
 
 from tests.agent import builders as b
-from tests.agent.conftest import PYTHON, SimHost, SimLab, kernel_can
-
-
-def routes_121(text: str) -> list[tuple[str, str]]:
-    """dhclient's ``new_rfc3442_classless_static_routes`` as (destination, router)."""
-    numbers = [int(x) for x in text.split()]
-    routes = []
-    while numbers:
-        width = numbers.pop(0)
-        significant = (width + 7) // 8
-        octets = numbers[:significant] + [0] * (4 - significant)
-        del numbers[:significant]
-        router = ".".join(str(x) for x in numbers[:4])
-        del numbers[:4]
-        routes.append((f"{'.'.join(map(str, octets))}/{width}", router))
-    return routes
+from tests.agent.conftest import PYTHON, SimHost, SimLab, kernel_can, routes_121
 
 
 def report_of(result: Any) -> dict[str, Any]:
@@ -95,10 +80,13 @@ def test_flat_network_guest_gets_its_fixed_ip(sim_lab: SimLab) -> None:
     assert offer["dns"] == "10.10.0.2"
     assert offer["host_name"] == "host-10-10-0-37"
     assert offer["mtu"] == "1500"
+    # No router on the subnet: metadata is reached through the DHCP port.
     assert routes_121(offer["classless_routes"]) == [
         ("10.20.0.0/16", "10.10.0.254"),
+        ("169.254.169.254/32", "10.10.0.2"),
         ("0.0.0.0/0", "10.10.0.1"),
     ]
+    assert "169.254.169.254/32" in h1.run(["ip", "-n", namespace, "-4", "addr"]).stdout
     guest.ping("10.10.0.2")
     # dnsmasq answers every port's name, leased or not.
     assert guest.resolve("db1.openstacklocal", "10.10.0.2") == ["10.10.0.40"]

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.agent.conftest import PYTHON, SimHost, SimLab
+from tests.agent import builders as b
+from tests.agent.conftest import PYTHON, SimHost, SimLab, routes_121
 from tests.agent.test_l3 import HOST, Servers, router_lab, static_guest
 
 SECRET = "s3cret-for-tests"
@@ -97,6 +98,34 @@ def sync(host: SimHost, proxy: subprocess.Popen[str], docs: dict[str, Any], name
     return line
 
 
+def start_proxy(host: SimHost, servers: Servers) -> subprocess.Popen[str]:
+    """The upstream and the proxy, each in a process of its own in the host's namespace."""
+    servers.start(host, None, [PYTHON, "-c", UPSTREAM, str(UPSTREAM_PORT)])
+    proxy = subprocess.Popen(
+        ["nsenter", "-t", str(host.pid), "-m", "-n", PYTHON, "-c", PROXY,
+         f"http://127.0.0.1:{UPSTREAM_PORT}", SECRET, HOST],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    servers.processes.append(proxy)
+    assert proxy.stdout is not None and "ready" in proxy.stdout.readline()
+    return proxy
+
+
+def check_forwarded(host: SimHost, namespace: str, port: dict[str, Any], address: str) -> None:
+    """A guest's request reaches the upstream, signed as coming from ``port``."""
+    status, body = fetch(host, namespace, "http://169.254.169.254/latest/meta-data/")
+    assert status == "200", body
+    seen = json.loads(body)
+    headers = {k.lower(): v for k, v in seen["headers"].items()}
+    assert seen["path"] == "/latest/meta-data/"
+    assert headers["x-instance-id"] == port["device_id"]
+    assert headers["x-tenant-id"] == "p1"
+    assert headers["x-forwarded-for"] == address
+    expected = hmac.new(SECRET.encode(), port["device_id"].encode(), hashlib.sha256)
+    assert headers["x-instance-id-signature"] == expected.hexdigest()
+
+
 def test_metadata_through_the_router(sim_lab: SimLab, servers: Servers) -> None:
     lab = router_lab(sim_lab)
     host = lab.host
@@ -107,28 +136,11 @@ def test_metadata_through_the_router(sim_lab: SimLab, servers: Servers) -> None:
     rules = host.run(["ip", "netns", "exec", lab.namespace, "nft", "list", "ruleset"]).stdout
     assert "169.254.169.254" in rules and "redirect to :9697" in rules
 
-    servers.start(host, None, [PYTHON, "-c", UPSTREAM, str(UPSTREAM_PORT)])
-    proxy = subprocess.Popen(
-        ["nsenter", "-t", str(host.pid), "-m", "-n", PYTHON, "-c", PROXY,
-         f"http://127.0.0.1:{UPSTREAM_PORT}", SECRET, HOST],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    servers.processes.append(proxy)
-    assert proxy.stdout is not None and "ready" in proxy.stdout.readline()
+    proxy = start_proxy(host, servers)
     assert lab.namespace in sync(host, proxy, lab.docs(), "s1")
 
     for guest, port, address in ((guest_a, port_a, "10.1.0.5"), (guest_b, port_b, "10.2.0.5")):
-        status, body = fetch(host, guest.namespace, "http://169.254.169.254/latest/meta-data/")
-        assert status == "200", body
-        seen = json.loads(body)
-        headers = {k.lower(): v for k, v in seen["headers"].items()}
-        assert seen["path"] == "/latest/meta-data/"
-        assert headers["x-instance-id"] == port["device_id"]
-        assert headers["x-tenant-id"] == "p1"
-        assert headers["x-forwarded-for"] == address
-        expected = hmac.new(SECRET.encode(), port["device_id"].encode(), hashlib.sha256)
-        assert headers["x-instance-id-signature"] == expected.hexdigest()
+        check_forwarded(host, guest.namespace, port, address)
 
     # an address no port holds gets 404, and the guest cannot forge the headers
     guest_a.run(["ip", "addr", "add", "10.1.0.99/24", "dev", "eth0"])
@@ -149,3 +161,27 @@ def test_metadata_through_the_router(sim_lab: SimLab, servers: Servers) -> None:
     line = sync(host, proxy, lab.docs(with_router=False), "s2")
     assert lab.namespace not in line
     assert lab.namespace not in host.namespaces()
+
+
+def test_metadata_on_a_network_without_a_router(sim_lab: SimLab, servers: Servers) -> None:
+    """DHCP routes 169.254.169.254 to the DHCP port; the proxy listens in ``qdhcp-``."""
+    host = sim_lab.host(HOST)
+    net = b.network("local")
+    sub = b.subnet(net, "10.7.0.0/24")
+    dhcp_port = b.dhcp_port(net, sub, "10.7.0.2", HOST)
+    vm = b.port(net, sub, "10.7.0.5", HOST)
+    docs = b.docs(networks=[net], subnets=[sub], ports=[dhcp_port, vm])
+    guest = host.guest(vm["id"], vm["mac_address"])
+    host.agent(docs)
+    namespace = f"qdhcp-{net['id']}"
+    proxy = start_proxy(host, servers)
+    assert namespace in sync(host, proxy, docs, "s1")
+
+    offer = guest.dhcp()  # the guest takes the classless routes, as cloud-init's client does
+    assert ("169.254.169.254/32", "10.7.0.2") in routes_121(offer["classless_routes"])
+    check_forwarded(host, guest.namespace, vm, "10.7.0.5")
+
+    # The network leaves this host: the listener closes with its namespace.
+    host.agent(b.docs())
+    assert namespace not in sync(host, proxy, b.docs(), "s2")
+    assert namespace not in host.namespaces()

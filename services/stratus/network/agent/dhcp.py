@@ -12,7 +12,10 @@ Addresses are fixed, never pooled: each port of the network has a line
 a guest gets exactly the address the API gave its port, at its first
 DISCOVER. The per-subnet options (router, DNS servers, classless static
 routes with the default route in them, as RFC 3442 clients ignore option 3
-when 121 is present, domain, MTU) are in the options file. Both files and
+when 121 is present, domain, MTU) are in the options file. A subnet no
+router is attached to also gets a classless route to the metadata address
+``169.254.169.254/32`` via the DHCP port, which holds that address in the
+namespace (the ``metadata`` proxy listens there). Both files and
 ``addn-hosts`` (one DNS name per port, answered at once, not only after a
 lease) are re-read on SIGHUP, so a port coming or going is a rewrite and a
 signal: dnsmasq keeps running and its leases stay. dnsmasq is restarted only
@@ -58,6 +61,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from stratus.network.agent import l2, namespaces
 from stratus.network.agent.state import (
+    METADATA_IP,
     HostConfig,
     Network,
     Port,
@@ -100,6 +104,15 @@ def dhcp_subnets(snapshot: Snapshot, network_id: str) -> list[Subnet]:
         if s.enable_dhcp
         and (s.ip_version == 4 or s.ipv6_address_mode in ("dhcpv6-stateful", "dhcpv6-stateless"))
     ]
+
+
+def isolated(snapshot: Snapshot, subnet: Subnet) -> bool:
+    """No router is attached to ``subnet``: its guests reach metadata through DHCP."""
+    return not any(
+        any(f.subnet_id == subnet.id for f in port.fixed_ips)
+        for port in snapshot.ports_of(subnet.network_id)
+        if port.is_router and not port.is_gateway
+    )
 
 
 def hostname(port: Port, ip: str) -> str:
@@ -159,6 +172,10 @@ def render(snapshot: Snapshot, network: Network, dhcp_port: Port) -> Files:
             else:
                 opts.append(f"{tag},option:router")  # none: dnsmasq would offer itself
             routes = [(d, n) for d, n in subnet.host_routes if ipaddress.ip_network(d).version == 4]
+            if subnet.id in own and isolated(snapshot, subnet):
+                metadata = f"{METADATA_IP}/32"
+                if not any(d == metadata for d, _ in routes):
+                    routes.append((metadata, own[subnet.id]))
             if routes:
                 if subnet.gateway_ip and not any(d == "0.0.0.0/0" for d, _ in routes):
                     routes.append(("0.0.0.0/0", subnet.gateway_ip))
@@ -369,6 +386,9 @@ def _ensure_device(
             nsip.addr("del", index=index, address=address, prefixlen=prefixlen)
         for address, prefixlen in sorted(wanted - present):
             nsip.addr("add", index=index, address=address, prefixlen=prefixlen, nodad=True)
+        if not nsip.get_addr(index=index, address=METADATA_IP):
+            # Where guests of subnets without a router find the metadata proxy.
+            nsip.addr("add", index=index, address=METADATA_IP, prefixlen=32)
         gateway = next(
             (
                 s.gateway_ip

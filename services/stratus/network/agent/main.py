@@ -11,6 +11,9 @@ documents from a JSON file (``{"networks": [...], "subnets": [...], ...}``)
 instead of the API and reports nothing: for operators debugging a host and
 for tests.
 
+With ``metadata_url`` set, the long-running agent also proxies guests'
+metadata requests (``metadata``) from its routers and DHCP namespaces.
+
 SIGTERM and SIGINT stop the loop after the current pass. Nothing is torn
 down on exit: bridges, namespaces and dnsmasq stay as they are, so a restart
 or an upgrade of the agent never drops a guest's traffic.
@@ -31,7 +34,7 @@ from typing import Any
 
 from stratus.common import logs
 from stratus.common.config import Config, ConfigError
-from stratus.network.agent import reconcile, settings
+from stratus.network.agent import metadata, reconcile, settings
 from stratus.network.agent.state import HostConfig, Snapshot
 
 log = logging.getLogger("stratus.network.agent")
@@ -116,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         agent = Agent(config, host, args.snapshot)
         if not args.snapshot:
             agent.client()  # credentials missing or malformed: stop now, not every pass
+        proxy = settings.metadata_proxy(config)
+        if proxy is not None and not args.once:
+            metadata.MetadataProxy(*proxy)  # a bad URL: stop now
     except (ConfigError, ValueError) as exc:
         print(f"stratus-network-agent: {exc}", file=sys.stderr)
         return 2
@@ -139,7 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("network agent on %s (resync every %ss)", host.host, interval)
-    agent.run(interval)
+    if proxy is not None:
+        # One pass of a --once run has no time to serve guests: only here.
+        metadata.configure(*proxy)
+        log.info("metadata proxy forwarding to %s", proxy[0])
+    try:
+        agent.run(interval)
+    finally:
+        metadata.shutdown()
     return 0
 
 

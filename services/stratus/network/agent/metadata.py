@@ -35,13 +35,18 @@ so that ``reconcile`` can call ``metadata.converge`` like any other module:
 ``converge`` is a no-op until ``configure`` has been called (``--once`` runs
 have no proxy; a proxy only makes sense in a long-running agent).
 
-Networks without a router (metadata through the ``qdhcp-`` namespace) are not
-served yet.
+Networks without a router: a guest on a subnet that no router is attached
+to is told by DHCP (option 121, ``dhcp.render``) to reach
+``169.254.169.254/32`` through the DHCP port, whose ``ns-`` device holds that
+address in the ``qdhcp-`` namespace (``dhcp``). A listener bound to
+``169.254.169.254:80`` in that namespace serves it the same way; the
+namespace itself names the network.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import http.client
@@ -55,8 +60,15 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from stratus.network.agent import l3, namespaces
-from stratus.network.agent.state import HostConfig, Port, Snapshot, router_namespace
+from stratus.network.agent import dhcp, l3, namespaces
+from stratus.network.agent.state import (
+    METADATA_IP,
+    HostConfig,
+    Port,
+    Snapshot,
+    dhcp_namespace,
+    router_namespace,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -91,9 +103,11 @@ class Tables:
     ports: dict[tuple[str, str], Port]
 
     @classmethod
-    def build(cls, snapshot: Snapshot, routers: list[str]) -> Tables:
-        networks: dict[tuple[str, str], str] = {}
-        wanted_networks = set()
+    def build(cls, snapshot: Snapshot, routers: list[str], dhcp_networks: list[str]) -> Tables:
+        networks: dict[tuple[str, str], str] = {
+            (dhcp_namespace(network_id), METADATA_IP): network_id for network_id in dhcp_networks
+        }
+        wanted_networks = set(dhcp_networks)
         for router_id in routers:
             for port in snapshot.router_ports(router_id):
                 if port.is_gateway:
@@ -122,6 +136,15 @@ class Listener:
     namespace: str
     inode: int
     sock: socket.socket
+
+
+def _listen(address: tuple[str, int]) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
 
 
 def _namespace_inode(name: str) -> int | None:
@@ -177,11 +200,14 @@ class MetadataProxy:
             self.listeners.clear()
 
     def sync(self, snapshot: Snapshot, config: HostConfig) -> None:
-        """Listeners for exactly the router namespaces built here; fresh address tables."""
+        """Listeners in exactly the router and DHCP namespaces built here; fresh tables."""
         routers = [r.id for r in snapshot.routers_on(config.host) if r.admin_state_up]
-        wanted = {router_namespace(r): r for r in routers}
+        dhcp_networks = sorted(dhcp.served(snapshot, config))
+        # namespace -> where its listener binds
+        wanted = {router_namespace(r): ("0.0.0.0", self.port) for r in routers}
+        wanted |= {dhcp_namespace(n): (METADATA_IP, 80) for n in dhcp_networks}
         with self._lock:
-            self.tables = Tables.build(snapshot, routers)
+            self.tables = Tables.build(snapshot, routers, dhcp_networks)
             for name, listener in list(self.listeners.items()):
                 if name not in wanted or _namespace_inode(name) != listener.inode:
                     LOG.info("metadata proxy: closing the listener in %s", name)
@@ -194,24 +220,16 @@ class MetadataProxy:
                 if inode is None:
                     continue  # l3 has not built it (yet)
                 try:
-                    sock = l3.in_namespace(name, self._listen)
+                    sock = l3.in_namespace(name, functools.partial(_listen, wanted[name]))
                 except OSError as exc:
                     LOG.error("metadata proxy: cannot listen in %s: %s", name, exc)
                     continue
                 self.listeners[name] = Listener(name, inode, sock)
                 self._selector.register(sock, selectors.EVENT_READ, name)
-                LOG.info("metadata proxy: listening in %s on port %d", name, self.port)
+                LOG.info("metadata proxy: listening in %s on %s:%d", name, *wanted[name])
         self._wake()
 
     # --- internals --------------------------------------------------------------------
-
-    def _listen(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("0.0.0.0", self.port))
-        sock.listen(128)
-        sock.setblocking(False)
-        return sock
 
     def _close(self, listener: Listener) -> None:
         with contextlib.suppress(KeyError, ValueError):

@@ -69,6 +69,19 @@ register(
         ),
         Option("region_name", default="", help="Region of the network endpoint; empty: any."),
         Option("timeout", "float", 30.0, "Seconds to wait for the network API.", minimum=0.1),
+        Option(
+            "metadata_url",
+            default="",
+            help=(
+                "The compute metadata service (e.g. http://controller:8775) that guests reach "
+                "on 169.254.169.254 through routers and DHCP namespaces; empty: no proxy."
+            ),
+        ),
+        Option(
+            "metadata_shared_secret",
+            default="",
+            help="Key of the X-Instance-ID-Signature HMAC; the metadata service holds the same.",
+        ),
     ],
 )
 
@@ -103,3 +116,16 @@ def host_config(config: Any) -> HostConfig:
         vxlan_port=options.vxlan_port,
         state_dir=options.state_dir,
     )
+
+
+def metadata_proxy(config: Any) -> tuple[str, str] | None:
+    """``(metadata_url, shared secret)``, or None when the proxy is off; ValueError if half set."""
+    options = config.section(SECTION)
+    if not options.metadata_url:
+        return None
+    if not options.metadata_shared_secret:
+        raise ValueError(
+            f"[{SECTION}] metadata_url is set but metadata_shared_secret is empty: "
+            "the metadata service would not trust the instance IDs the proxy sends"
+        )
+    return options.metadata_url, options.metadata_shared_secret
