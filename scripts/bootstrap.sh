@@ -25,8 +25,9 @@ apt_packages=(
   python3-pyroute2
   # ping: the host networking tests prove an overlay carries traffic.
   iputils-ping
-  # The network agent: DHCP and DNS per tenant network, and its tests' clients.
-  dnsmasq-base isc-dhcp-client
+  # The network agent: DHCP and DNS per tenant network, IPv6 router
+  # advertisements, and its tests' clients.
+  dnsmasq-base radvd isc-dhcp-client
   # A stock Debian kernel under QEMU for the VLAN and GRE tests
   # (tests/stock_kernel.py): the emulator, busybox for its initramfs,
   # kmod for depmod and modprobe.

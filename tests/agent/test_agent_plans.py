@@ -15,7 +15,7 @@ import pytest
 
 from stratus.common.auth import ServiceCredentials
 from stratus.common.config import Config
-from stratus.network.agent import dhcp, l2, reconcile, settings
+from stratus.network.agent import dhcp, l2, ra, reconcile, settings
 from stratus.network.agent.client import ApiError, NetworkClient, endpoint_from_catalog
 from stratus.network.agent.main import load_snapshot_file, main
 from stratus.network.agent.state import HostConfig, Snapshot
@@ -501,3 +501,32 @@ def test_a_failed_fetch_converges_nothing(monkeypatch: pytest.MonkeyPatch) -> No
     report = agent.one_pass()
     assert report.failures == {"fetch": "identity is unreachable"}
     assert not report.ok
+
+
+def test_router_advertisements_follow_the_subnets_ra_mode() -> None:
+    net = b.network("vxlan", segmentation_id=5)
+    mode = "dhcpv6-stateless"
+    stateless = b.subnet(net, "2001:db8:1::/64", ipv6_ra_mode=mode, ipv6_address_mode=mode)
+    # Only an address mode: a router outside the cloud advertises, not ours.
+    outside = b.subnet(net, "2001:db8:2::/64", ipv6_address_mode="slaac")
+    net2 = b.network("vxlan", segmentation_id=6)
+    v4 = b.subnet(net2, "10.0.0.0/24")
+    router = {"id": b.uid(), "project_id": "p1", "admin_state_up": True,
+              "external_gateway_info": None, "routes": []}  # fmt: skip
+    ports = []
+    for n, s, ip in ((net, stateless, "2001:db8:1::1"), (net, outside, "2001:db8:2::1"),
+                     (net2, v4, "10.0.0.1")):  # fmt: skip
+        port = b.port(n, s, ip, "h1", device_owner="network:router_interface")
+        port["device_id"] = router["id"]
+        ports.append(port)
+    docs = b.docs(networks=[net, net2], subnets=[stateless, outside, v4], ports=ports,
+                  routers=[router])  # fmt: skip
+    planned = ra.plan(Snapshot.from_api(docs), H1)
+    (interface,) = planned[router["id"]]
+    assert interface.device == f"qr-{ports[0]['id'][:11]}"
+    assert interface.prefixes == (("2001:db8:1::/64", True),)
+    assert (interface.managed, interface.other) == (False, True)
+    text = ra.render(planned[router["id"]])
+    assert "AdvOtherConfigFlag on;" in text and "2001:db8:2::" not in text
+    router["admin_state_up"] = False  # a router that is down advertises nothing
+    assert ra.plan(Snapshot.from_api(docs), H1) == {}

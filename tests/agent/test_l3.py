@@ -12,10 +12,13 @@ The helpers at the top are shared by ``test_firewall`` and ``test_metadata``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -370,3 +373,98 @@ def test_l3_reconcile_is_stable_and_removal_leaves_nothing(sim_lab: SimLab) -> N
     for rport in lab.router_ports:
         assert f"tap{rport['id'][:11]}" not in names
     assert "stratus-router" not in nft_ruleset(host)
+
+
+def _eui64(prefix: str, mac: str) -> str:
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    interface = bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]])
+    network = ipaddress.ip_network(prefix)
+    return str(network.network_address + int.from_bytes(interface, "big"))
+
+
+def test_slaac_guest_takes_its_address_and_route_from_the_router(sim_lab: SimLab) -> None:
+    """radvd in the router namespace; the guest's kernel forms the API's EUI-64 address."""
+    host = sim_lab.host(HOST)
+    net = b.network("local")
+    sub = b.subnet(
+        net,
+        "2001:db8:5::/64",
+        ipv6_ra_mode="slaac",
+        ipv6_address_mode="slaac",
+        dns_nameservers=["2001:db8:53::53"],
+    )
+    router = router_doc(None)
+    rport = router_port(router, net, sub, "2001:db8:5::1", gateway=False)
+    # Port security on, egress allowed (the default group's egress rules): the
+    # advertisement must pass the guest's firewall.
+    egress = {"direction": "egress", "ethertype": "IPv6", "protocol": None}
+    group = {
+        "id": b.uid(),
+        "project_id": "p1",
+        "security_group_rules": [
+            {"id": b.uid(), **egress, "port_range_min": None, "port_range_max": None,
+             "remote_ip_prefix": None, "remote_group_id": None},
+        ],
+    }  # fmt: skip
+    vm = b.port(net, sub, "::", HOST, security_groups=[group["id"]])
+    vm["fixed_ips"][0]["ip_address"] = _eui64(sub["cidr"], vm["mac_address"])
+    docs = b.docs(
+        networks=[net], subnets=[sub], ports=[rport, vm], routers=[router], security_groups=[group]
+    )
+    guest = host.guest(vm["id"], vm["mac_address"])
+    guest.run(["ip", "link", "set", "eth0", "down"])
+    guest.run(["sysctl", "-q", "-w", "net.ipv6.conf.eth0.accept_ra=2"])
+    host.agent(docs)
+    namespace = f"qrouter-{router['id']}"
+    config = host.state_path / "ra" / router["id"] / "radvd.conf"
+    text = config.read_text()
+    assert f"interface qr-{rport['id'][:11]}" in text
+    assert "prefix 2001:db8:5::/64" in text and "AdvAutonomous on;" in text
+    assert "AdvManagedFlag off;" in text and "RDNSS 2001:db8:53::53" in text
+    assert namespace in host.namespaces()
+    pids = radvd_pids(host)  # radvd and its privileged helper
+    assert int((config.parent / "pid").read_text()) in pids
+
+    # The guest's interface comes up after the router's: its solicitation is answered.
+    guest.run(["ip", "link", "set", "eth0", "up"])
+    expected = vm["fixed_ips"][0]["ip_address"]
+    deadline = time.monotonic() + 20
+    addresses = routes = ""
+    while time.monotonic() < deadline:
+        addresses = guest.run(["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"]).stdout
+        routes = guest.run(["ip", "-6", "route", "show", "default"]).stdout
+        if expected in addresses and "fe80::" in routes and "tentative" not in addresses:
+            break
+        time.sleep(0.5)
+    assert expected in addresses, addresses
+    assert "via fe80::" in routes, routes
+    assert pings(host, guest.namespace, "2001:db8:5::1")
+
+    # Nothing changed: nothing rewritten, radvd not restarted.
+    before = config.stat().st_mtime_ns
+    host.agent(docs)
+    assert config.stat().st_mtime_ns == before
+    assert radvd_pids(host) == pids
+
+    # A stateful subnet: reloaded (SIGHUP), the managed flag on.
+    sub["ipv6_ra_mode"] = sub["ipv6_address_mode"] = "dhcpv6-stateful"
+    host.agent(docs)
+    assert "AdvManagedFlag on;" in config.read_text()
+    assert radvd_pids(host) == pids
+
+    # The router leaves: radvd and its files go with it.
+    host.agent(b.docs(networks=[net], subnets=[sub], ports=[vm]))
+    assert radvd_pids(host) == []
+    assert not config.parent.exists()
+
+
+def _cmd(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def radvd_pids(host: SimHost) -> list[int]:
+    return sorted(p for p in host.processes() if _cmd(p).startswith("/usr/sbin/radvd "))

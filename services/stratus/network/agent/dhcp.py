@@ -30,7 +30,7 @@ host's own resolver is never offered to tenants.
 
 IPv6: ``dhcpv6-stateful`` subnets get a ``static`` DHCPv6 range and their
 addresses in the hosts file; ``dhcpv6-stateless`` a range for options only;
-SLAAC subnets nothing (router advertisements are the router's job).
+SLAAC subnets nothing (router advertisements are the router's job: ``ra``).
 
 Files live in ``<state_dir>/dhcp/<network id>/`` (``pid``, ``host``,
 ``addn_hosts``, ``opts``, ``leases``). dnsmasq drops to ``nobody`` after it
@@ -49,17 +49,14 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from stratus.network.agent import l2, namespaces
+from stratus.network.agent import daemons, l2, namespaces
 from stratus.network.agent.state import (
     METADATA_IP,
     HostConfig,
@@ -240,96 +237,20 @@ def directory(config: HostConfig, network_id: str) -> Path:
 # --- dnsmasq processes -----------------------------------------------------------
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+def _pid_marker(directory_path: Path) -> str:
+    """What names the network's dnsmasq among the host's processes."""
+    return f"--pid-file={directory_path / 'pid'}"
 
 
 def running_pid(config: HostConfig, network_id: str) -> int | None:
     """The pid of the network's dnsmasq, from its pid file, if it is alive and ours."""
-    pidfile = directory(config, network_id) / "pid"
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    argv = _cmdline(pid)
-    if argv and os.path.basename(argv[0]) == "dnsmasq" and f"--pid-file={pidfile}" in argv:
-        return pid
-    return None
-
-
-def _processes_of(directory_path: Path) -> list[int]:
-    """Every dnsmasq using files under ``directory_path`` (also with its pid file lost)."""
-    marker = f"--pid-file={directory_path / 'pid'}"
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            argv = _cmdline(int(entry))
-            if argv and os.path.basename(argv[0]) == "dnsmasq" and marker in argv:
-                found.append(int(entry))
-    return found
+    d = directory(config, network_id)
+    return daemons.running_pid("dnsmasq", d / "pid", _pid_marker(d))
 
 
 def _stop(directory_path: Path) -> None:
-    pids = _processes_of(directory_path)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if Path(f"/proc/{p}").exists() and _cmdline(p)]
-        time.sleep(0.02)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _start(argv: Sequence[str], namespace: str) -> int:
-    pidfile = Path(next(a for a in argv if a.startswith("--pid-file=")).split("=", 1)[1])
-    pidfile.unlink(missing_ok=True)
-    with tempfile.TemporaryFile("w+") as errors:
-        # dnsmasq daemonises; its stderr goes to a file, never to a pipe it
-        # could keep open, and it has a session of its own, so the agent can
-        # stop or restart without taking DHCP down.
-        result = subprocess.run(
-            ["ip", "netns", "exec", namespace, *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-            start_new_session=True,
-            check=False,
-            timeout=30,
-        )
-        errors.seek(0)
-        message = errors.read().strip()
-    if result.returncode != 0:
-        raise namespaces.CommandError(f"dnsmasq failed to start ({result.returncode}): {message}")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            return int(pidfile.read_text().strip())
-        time.sleep(0.02)
-    raise namespaces.CommandError("dnsmasq started but wrote no pid file")
-
-
-def _write(path: Path, text: str) -> bool:
-    """Write atomically if different; True if it changed."""
-    try:
-        if path.read_text() == text:
-            return False
-    except FileNotFoundError:
-        pass
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    temporary.chmod(0o644)
-    os.replace(temporary, path)
-    return True
-
-
-# --- the namespace and its device --------------------------------------------------
+    """Stop every dnsmasq using files under ``directory_path`` (also with its pid file lost)."""
+    daemons.stop("dnsmasq", _pid_marker(directory_path))
 
 
 def _ensure_device(
@@ -424,10 +345,10 @@ def ensure(snapshot: Snapshot, config: HostConfig, network: Network, port: Port)
         ("addn_hosts", files.addn_hosts),
         ("opts", files.opts),
     ):
-        changed |= _write(d / name, text)
+        changed |= daemons.write(d / name, text)
     argv = command(snapshot, config, network, port)
     pid = running_pid(config, network.id)
-    if pid is not None and _cmdline(pid) == argv:
+    if pid is not None and daemons.cmdline(pid) == argv:
         if changed:
             log.info("dnsmasq of network %s: files changed, SIGHUP", network.id)
             os.kill(pid, signal.SIGHUP)
@@ -435,7 +356,7 @@ def ensure(snapshot: Snapshot, config: HostConfig, network: Network, port: Port)
     if pid is not None:
         log.info("dnsmasq of network %s: command line changed, restarting", network.id)
     _stop(d)
-    pid = _start(argv, dhcp_namespace(network.id))
+    pid = daemons.start(argv, dhcp_namespace(network.id), d / "pid")
     log.info("dnsmasq of network %s started (pid %d)", network.id, pid)
 
 

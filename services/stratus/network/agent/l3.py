@@ -35,8 +35,8 @@ a socket still open in a namespace keeps it, and its veths, alive).
 A router whose ``admin_state_up`` is false keeps its namespace and devices
 (its ports are plugged, so Neutron's clients see them ACTIVE) but does not
 forward: IP forwarding is off in its namespace.
-IPv6 subnets get their addresses and forwarding but no router advertisements;
-NAT is IPv4 only, as in Neutron.
+IPv6 subnets get their addresses and forwarding; their router advertisements
+are the ``ra`` module's. NAT is IPv4 only, as in Neutron.
 """
 
 from __future__ import annotations

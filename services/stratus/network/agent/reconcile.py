@@ -8,7 +8,8 @@ longer belongs:
    guest's port never passes a whole resync interval without its rules;
 3. ``dhcp``: ``qdhcp-*`` namespaces and dnsmasq (on the bridges of step 1);
 4. ``l3``: ``qrouter-*`` namespaces, SNAT and floating IPs;
-5. ``metadata``: the proxies that live in the namespaces of steps 3 and 4.
+5. ``ra``: IPv6 router advertisements (radvd) on the routers of step 4;
+6. ``metadata``: the proxies that live in the namespaces of steps 3 and 4.
 
 A module that is not installed (not importable) is skipped. A module that
 fails does not stop the others: a ``PartialFailure`` names the networks,
@@ -46,7 +47,7 @@ from stratus.network.agent.state import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODULES = ("l2", "firewall", "dhcp", "l3", "metadata")
+DEFAULT_MODULES = ("l2", "firewall", "dhcp", "l3", "ra", "metadata")
 
 Converge = Callable[[Snapshot, HostConfig], Any]
 
