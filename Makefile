@@ -25,8 +25,8 @@ aio-destroy: bootstrap
 	$(BIN)/ansible-playbook -i inventories/aio playbooks/lab-destroy.yml
 
 lint: bootstrap
-	$(BIN)/ruff check services tests benchmarks plugins
-	$(BIN)/ruff format --check services tests benchmarks plugins
+	$(BIN)/ruff check services tests benchmarks plugins scripts
+	$(BIN)/ruff format --check services tests benchmarks plugins scripts
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -32,6 +32,8 @@ apt_packages=(
   # (tests/stock_kernel.py): the emulator, busybox for its initramfs,
   # kmod for depmod and modprobe.
   qemu-system-x86 busybox-static kmod
+  # The test image (scripts/build_test_image.py): a FAT disk that syslinux boots.
+  syslinux syslinux-common mtools dosfstools
 )
 
 missing=()

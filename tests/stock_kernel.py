@@ -10,13 +10,12 @@ dhclient, nft) as the machine; only the kernel differs.
 
 How the guest is made:
 
-- ``StockKernel.fetch`` downloads the kernel package with ``apt-get download``
-  (from the machine's own apt sources) into ``/var/cache/stratus-lab/kernel``,
-  extracts it with ``dpkg-deb -x`` and indexes its modules with ``depmod``
-  (busybox's, so kmod is not needed on the machine).
-- ``StockKernel.initramfs`` builds a small initramfs (newc cpio) holding
-  busybox-static, the modules that reach the root (virtio PCI, 9p) and an
-  ``/init`` that loads them, mounts this machine's ``/`` over 9p as the
+- ``stock_kernel()`` fetches ``linux-image-amd64`` once from the machine's
+  own apt sources into ``/var/cache/stratus-lab/kernel``
+  (``scripts/debian_kernel.py``).
+- ``initramfs()`` builds a small initramfs holding busybox-static, the
+  modules that reach the root (virtio PCI, 9p, overlayfs) and an ``/init``
+  that loads them, mounts this machine's ``/`` over 9p as the
   lower layer of an overlay whose upper layer is a tmpfs (the guest may
   write anywhere; nothing reaches the machine), with empty ``/run``,
   ``/tmp`` and ``/var/tmp``; it mounts the kernel's own modules at
@@ -24,8 +23,8 @@ How the guest is made:
   loading, find them) and a second, writable 9p share at the results
   directory, then ``switch_root``s into that root to run the command.
 - ``run_in_guest`` boots it (QEMU's TCG software emulation unless
-  ``STRATUS_GUEST_ACCEL=kvm``), waits for the command and returns its exit status and
-  output. The guest powers itself off when the command ends; the QEMU
+  ``STRATUS_GUEST_ACCEL=kvm``), waits for the command and returns its exit
+  status and output. The guest powers itself off when the command ends; the QEMU
   process is killed in any case (timeout, test failure).
 
 The command's working directory, environment and output files live in the
@@ -34,96 +33,34 @@ results directory, which the guest sees at the same path as the machine.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gzip
 import os
 import shlex
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-CACHE = Path(os.environ.get("STRATUS_KERNEL_CACHE", "/var/cache/stratus-lab/kernel"))
+from scripts.debian_kernel import DIRECTORY, EXECUTABLE, REGULAR, DebianKernel, Entry, newc
+
 BUSYBOX = Path("/bin/busybox")
-# What the initramfs loads to reach the root: virtio over PCI and 9p.
+# What the initramfs loads to reach the root: virtio over PCI, 9p and overlayfs.
 BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
 # Fresh, empty in the guest (as on a booted system), not the machine's.
 EMPTY = ("/run", "/tmp", "/var/tmp")
 
 
-def _run(argv: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=True, **kw)  # type: ignore[call-overload, no-any-return]
+def stock_kernel() -> DebianKernel:
+    """Debian's generic kernel (``linux-image-amd64``), fetched once."""
+    return DebianKernel.fetch("linux-image-amd64")
 
 
-@dataclass(frozen=True)
-class StockKernel:
-    """An extracted Debian kernel package: ``vmlinuz`` and its module tree."""
-
-    root: Path  # the package's files: boot/, lib/modules/<version>/
-    version: str
-
-    @property
-    def vmlinuz(self) -> Path:
-        return self.root / "boot" / f"vmlinuz-{self.version}"
-
-    @property
-    def modules(self) -> Path:
-        return self.root / "lib" / "modules" / self.version
-
-    @classmethod
-    def fetch(cls, package: str = "linux-image-amd64", cache: Path = CACHE) -> StockKernel:
-        """The newest ``package`` from the machine's apt sources, extracted once and cached."""
-        cache.mkdir(parents=True, exist_ok=True)
-        with _locked(cache / ".lock"):
-            real = _resolve_metapackage(package)
-            root = cache / real
-            stamp = root / ".stratus-extracted"
-            if not stamp.exists():
-                shutil.rmtree(root, ignore_errors=True)
-                download = cache / "download"
-                shutil.rmtree(download, ignore_errors=True)
-                download.mkdir()
-                # apt drops privileges to _apt for the download when it can.
-                os.chmod(download, 0o777)
-                _run(["apt-get", "download", "-q", real], cwd=download)
-                (deb,) = download.glob("*.deb")
-                root.mkdir()
-                _run(["dpkg-deb", "-x", str(deb), str(root)])
-                shutil.rmtree(download)
-                (modules,) = (root / "lib" / "modules").iterdir()
-                _run(["depmod", "-b", str(root), modules.name])
-                stamp.write_text(modules.name)
-            return cls(root=root, version=stamp.read_text().strip())
-
-    def dependencies(self, module: str) -> list[Path]:
-        """``module``'s file and those it needs, in loading order (needs first)."""
-        deps: dict[str, list[str]] = {}
-        for line in (self.modules / "modules.dep").read_text().splitlines():
-            path, _, needs = line.partition(":")
-            deps[_module_name(path)] = [path, *needs.split()]
-        order: list[Path] = []
-
-        def visit(name: str) -> None:
-            path, *needs = deps[name]
-            for need in reversed(needs):
-                visit(_module_name(need))
-            full = self.modules / path
-            if full not in order:
-                order.append(full)
-
-        visit(module.replace("-", "_"))
-        return order
-
-    def initramfs(self, target: Path) -> Path:
-        """Write the initramfs (see the module's docstring) to ``target``; return it."""
-        modules: list[Path] = []
-        for name in BOOT_MODULES:
-            modules += [m for m in self.dependencies(name) if m not in modules]
-        mount_empty = "\n".join(f"mount -t tmpfs -o mode=1777 tmpfs /newroot{d}" for d in EMPTY)
-        init = f"""#!/bin/busybox sh
+def initramfs(kernel: DebianKernel, target: Path) -> Path:
+    """Write the initramfs (see the module's docstring) to ``target``; return it."""
+    modules = kernel.load_order(BOOT_MODULES)
+    mount_empty = "\n".join(f"mount -t tmpfs -o mode=1777 tmpfs /newroot{d}" for d in EMPTY)
+    init = f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -145,64 +82,24 @@ mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
-mkdir -p /newroot/lib/modules/{self.version}
-mount -t 9p -o $p9,ro modules /newroot/lib/modules/{self.version}
+mkdir -p /newroot/lib/modules/{kernel.version}
+mount -t 9p -o $p9,ro modules /newroot/lib/modules/{kernel.version}
 mkdir -p "/newroot$results"
 mount -t 9p -o $p9 results "/newroot$results"
 exec switch_root /newroot /bin/sh "$results/stage2.sh"
 """
-        files: list[tuple[str, int, bytes]] = [
-            ("bin", 0o40755, b""),
-            ("dev", 0o40755, b""),
-            ("proc", 0o40755, b""),
-            ("sys", 0o40755, b""),
-            ("modules", 0o40755, b""),
-            ("bin/busybox", 0o100755, BUSYBOX.read_bytes()),
-            ("init", 0o100755, init.encode()),
-        ]
-        files += [(f"modules/{m.name}", 0o100644, m.read_bytes()) for m in modules]
-        target.write_bytes(gzip.compress(_newc(files), compresslevel=1))
-        return target
-
-
-def _module_name(path: str) -> str:
-    """``kernel/net/8021q/8021q.ko`` -> ``8021q``; dashes are underscores to the kernel."""
-    return Path(path).name.removesuffix(".ko").replace("-", "_")
-
-
-def _resolve_metapackage(package: str) -> str:
-    """``linux-image-amd64`` -> ``linux-image-6.1.0-NN-amd64`` (what it depends on)."""
-    out = _run(["apt-cache", "depends", "--important", package]).stdout
-    for line in out.splitlines():
-        name = line.strip().removeprefix("Depends:").strip()
-        if line.strip().startswith("Depends:") and name.startswith("linux-image-"):
-            return name
-    return package
-
-
-def _newc(files: Sequence[tuple[str, int, bytes]]) -> bytes:
-    """A cpio archive in the kernel's ``newc`` format."""
-    out = bytearray()
-
-    def entry(ino: int, name: str, mode: int, data: bytes) -> None:
-        encoded = name.encode() + b"\0"
-        fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0)
-        out.extend(b"070701" + b"".join(b"%08X" % f for f in fields) + encoded)
-        out.extend(b"\0" * (-len(out) % 4))
-        out.extend(data)
-        out.extend(b"\0" * (-len(out) % 4))
-
-    for ino, (name, mode, data) in enumerate(files, start=1):
-        entry(ino, name, mode, data)
-    entry(0, "TRAILER!!!", 0, b"")
-    return bytes(out)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+    files: list[Entry] = [
+        ("bin", DIRECTORY, b""),
+        ("dev", DIRECTORY, b""),
+        ("proc", DIRECTORY, b""),
+        ("sys", DIRECTORY, b""),
+        ("modules", DIRECTORY, b""),
+        ("bin/busybox", EXECUTABLE, BUSYBOX.read_bytes()),
+        ("init", EXECUTABLE, init.encode()),
+    ]
+    files += [(f"modules/{m.name}", REGULAR, m.read_bytes()) for m in modules]
+    target.write_bytes(gzip.compress(newc(files), compresslevel=1))
+    return target
 
 
 def accelerator() -> str:
@@ -229,7 +126,7 @@ class GuestResult:
 
 
 def run_in_guest(
-    kernel: StockKernel,
+    kernel: DebianKernel,
     command: str,
     results: Path,
     *,
@@ -258,7 +155,7 @@ def run_in_guest(
         "echo o > /proc/sysrq-trigger\n"
         "sleep 30\n"
     )
-    initrd = kernel.initramfs(results / "initrd.gz")
+    initrd = initramfs(kernel, results / "initrd.gz")
     accel = accelerator()
     cpu = "host" if accel == "kvm" else "max"
     console = results / "console.log"

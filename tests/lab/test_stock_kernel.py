@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stock_kernel import StockKernel, run_in_guest
+from tests.stock_kernel import run_in_guest, stock_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 1200
@@ -40,7 +40,7 @@ IN_GUEST = (
 @pytest.mark.lab
 @pytest.mark.timeout(TIMEOUT + 120)
 def test_vlan_and_gre_pass_on_a_stock_debian_kernel(tmp_path: Path) -> None:
-    kernel = StockKernel.fetch()
+    kernel = stock_kernel()
     results = tmp_path / "guest"
     junit = results / "junit.xml"
     pytest_argv = [
