@@ -17,8 +17,8 @@ How the guest is made:
   modules that reach the root (virtio PCI, 9p, overlayfs) and an ``/init``
   that loads them, mounts this machine's ``/`` over 9p as the
   lower layer of an overlay whose upper layer is a tmpfs (the guest may
-  write anywhere; nothing reaches the machine), with empty ``/run``,
-  ``/tmp`` and ``/var/tmp``; it mounts the kernel's own modules at
+  write anywhere; nothing reaches the machine), with an empty ``/run``;
+  it mounts the kernel's own modules at
   ``/lib/modules/<version>`` (so ``modprobe``, and the kernel's on-demand
   loading, find them) and a second, writable 9p share at the results
   directory, then ``switch_root``s into that root to run the command.
@@ -47,8 +47,9 @@ from scripts.debian_kernel import DIRECTORY, EXECUTABLE, REGULAR, DebianKernel, 
 BUSYBOX = Path("/bin/busybox")
 # What the initramfs loads to reach the root: virtio over PCI, 9p and overlayfs.
 BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
-# Fresh, empty in the guest (as on a booted system), not the machine's.
-EMPTY = ("/run", "/tmp", "/var/tmp")
+# Fresh, empty in the guest (as on a booted system), not the machine's. Not
+# /tmp: a checkout (and its virtualenv) may live there, as CI's clones do.
+EMPTY = ("/run",)
 
 
 def stock_kernel() -> DebianKernel:
