@@ -428,6 +428,17 @@ class SimHost:
         """PIDs of every process inside this host (its namespaces or named ones)."""
         return sorted(_host_processes(self))
 
+    def pids_of(self, program: str) -> list[int]:
+        """PIDs of the processes inside this host whose command is ``program``."""
+        pids = []
+        for pid in self.processes():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == program:
+                    pids.append(pid)
+            except OSError:
+                continue
+        return pids
+
     def stop(self) -> None:
         if not self.pid:
             return

@@ -26,15 +26,7 @@ def report_of(result: Any) -> dict[str, Any]:
 
 
 def dnsmasq_pids(host: SimHost) -> list[int]:
-    pids = []
-    for pid in host.processes():
-        try:
-            with open(f"/proc/{pid}/comm") as comm:
-                if comm.read().strip() == "dnsmasq":
-                    pids.append(pid)
-        except OSError:
-            continue
-    return pids
+    return host.pids_of("dnsmasq")
 
 
 def flat_setup(sim_lab: SimLab) -> tuple[SimHost, dict[str, Any], dict[str, Any]]:

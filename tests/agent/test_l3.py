@@ -18,7 +18,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -459,12 +458,5 @@ def test_slaac_guest_takes_its_address_and_route_from_the_router(sim_lab: SimLab
     assert not config.parent.exists()
 
 
-def _cmd(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def radvd_pids(host: SimHost) -> list[int]:
-    return sorted(p for p in host.processes() if _cmd(p).startswith("/usr/sbin/radvd "))
+    return host.pids_of("radvd")

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             agent.client()  # credentials missing or malformed: stop now, not every pass
         proxy = settings.metadata_proxy(config)
         if proxy is not None and not args.once:
-            metadata.MetadataProxy(*proxy)  # a bad URL: stop now
+            metadata.parse_url(proxy[0])  # a bad URL: stop now
     except (ConfigError, ValueError) as exc:
         print(f"stratus-network-agent: {exc}", file=sys.stderr)
         return 2

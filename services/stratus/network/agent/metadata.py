@@ -93,6 +93,14 @@ def sign(shared_secret: str, instance_id: str) -> str:
     return hmac.new(shared_secret.encode(), instance_id.encode(), hashlib.sha256).hexdigest()
 
 
+def parse_url(metadata_url: str) -> urllib.parse.SplitResult:
+    """The metadata service's URL; ValueError unless it is http(s) with a host."""
+    url = urllib.parse.urlsplit(metadata_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"metadata_url must be an http(s) URL, not {metadata_url!r}")
+    return url
+
+
 @dataclass(frozen=True)
 class Tables:
     """Where requests come from: namespace -> router address -> network -> guest."""
@@ -164,10 +172,7 @@ class MetadataProxy:
         port: int = l3.METADATA_PROXY_PORT,
         timeout: float = 10.0,
     ):
-        url = urllib.parse.urlsplit(metadata_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"metadata_url must be an http(s) URL, not {metadata_url!r}")
-        self.url = url
+        self.url = parse_url(metadata_url)
         self.shared_secret = shared_secret
         self.port = port
         self.timeout = timeout
