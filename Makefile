@@ -28,8 +28,11 @@ lint: bootstrap
 	$(BIN)/ruff check services tests benchmarks plugins scripts
 	$(BIN)/ruff format --check services tests benchmarks plugins scripts
 
+# Two workers: one runs the Molecule scenarios and lab host tests, which
+# wait mostly on the lab hosts' apt and systemd, the other everything else
+# (tests/conftest.py puts each test in its group).
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: lint
 	$(BIN)/pytest -m "not lab" $(PYTEST_ARGS)

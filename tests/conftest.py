@@ -513,3 +513,21 @@ def network_conn(identity_server: IdentityServer, network_server: ApiServer) -> 
     )
     yield conn
     conn.close()
+
+
+# Tests that create lab hosts (systemd-nspawn on the lab bridge, Molecule
+# scenarios): they share the bridge, its addresses and the host root cache,
+# so they run one after another, in a worker of their own under
+# ``pytest -n 2 --dist loadgroup`` (make test).
+LAB_HOST_TESTS = ("tests/lab/test_molecule_", "tests/lab/test_lab_hosts.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test its xdist group: ``lab-hosts`` or ``main``. Tests of
+    one group run in one worker in order, so the namespaces, bridges and
+    cached files each group's tests set up never meet a twin."""
+    root = Path(__file__).resolve().parents[1]
+    for item in items:
+        relative = item.path.resolve().relative_to(root).as_posix()
+        group = "lab-hosts" if relative.startswith(LAB_HOST_TESTS) else "main"
+        item.add_marker(pytest.mark.xdist_group(group))
