@@ -30,9 +30,9 @@ lint: bootstrap
 
 # Two workers: one runs the Molecule scenarios and lab host tests, which
 # wait mostly on the lab hosts' apt and systemd, the other everything else
-# (tests/conftest.py puts each test in its group).
+# (tests/conftest.py makes the two groups).
 test: lint
-	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: lint
 	$(BIN)/pytest -m "not lab" $(PYTEST_ARGS)

@@ -331,12 +331,16 @@ def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 IMAGE_SERVICE_PASSWORD = "image-" + uuid.uuid4().hex
 NETWORK_SERVICE_PASSWORD = "network-" + uuid.uuid4().hex
+COMPUTE_SERVICE_PASSWORD = "compute-" + uuid.uuid4().hex
 
 # component -> (catalog type, catalog name, service user, its password, readiness path)
 SERVICES = {
     "image": ("image", "glance", "image", IMAGE_SERVICE_PASSWORD, "/versions"),
     "network": ("network", "neutron", "network", NETWORK_SERVICE_PASSWORD, "/"),
+    "compute": ("compute", "nova", "compute", COMPUTE_SERVICE_PASSWORD, "/"),
 }
+# component -> the path of its versioned endpoint in the catalog
+CATALOG_PATHS = {"compute": "/v2.1"}
 
 
 def register_service(identity: IdentityServer, component: str, url: str) -> None:
@@ -401,7 +405,7 @@ def make_service_server(
         workdir=workdir, port=port, config_path=config, component=component, ready_path=ready
     )
     if register:
-        register_service(identity, component, server.url)
+        register_service(identity, component, server.url + CATALOG_PATHS.get(component, ""))
     server.start()
     return server
 
@@ -503,6 +507,23 @@ def network_server(
         server.stop()
 
 
+def make_compute_server(
+    workdir: Path, identity: IdentityServer, register: bool = True, **compute: Any
+) -> ApiServer:
+    return make_service_server("compute", workdir, identity, compute, register)
+
+
+@pytest.fixture(scope="session")
+def compute_server(
+    identity_server: IdentityServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    server = make_compute_server(tmp_path_factory.mktemp("compute"), identity_server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def network_conn(identity_server: IdentityServer, network_server: ApiServer) -> Any:
     """openstacksdk as the admin, with the network service in its catalog."""
@@ -516,18 +537,24 @@ def network_conn(identity_server: IdentityServer, network_server: ApiServer) -> 
 
 
 # Tests that create lab hosts (systemd-nspawn on the lab bridge, Molecule
-# scenarios): they share the bridge, its addresses and the host root cache,
-# so they run one after another, in a worker of their own under
-# ``pytest -n 2 --dist loadgroup`` (make test).
+# scenarios) share the bridge, its addresses and the host root cache, so they
+# run one after another in one worker of ``pytest -n 2`` (make test); every
+# other test runs in order in the other worker, so the namespaces, bridges
+# and cached files those tests set up never meet a twin either.
 LAB_HOST_TESTS = ("tests/lab/test_molecule_", "tests/lab/test_lab_hosts.py")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give every test its xdist group: ``lab-hosts`` or ``main``. Tests of
-    one group run in one worker in order, so the namespaces, bridges and
-    cached files each group's tests set up never meet a twin."""
-    root = Path(__file__).resolve().parents[1]
-    for item in items:
-        relative = item.path.resolve().relative_to(root).as_posix()
-        group = "lab-hosts" if relative.startswith(LAB_HOST_TESTS) else "main"
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Two work units for xdist: the lab host tests and all the others.
+
+    (xdist's own ``loadgroup`` reads ``xdist_group`` marks through a node ID
+    rewrite that pytest 9 no longer sees.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TwoGroups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "lab-hosts" if nodeid.startswith(LAB_HOST_TESTS) else "main"
+
+    return TwoGroups(config, log)

@@ -139,11 +139,14 @@ def build_app(
     state: dict[str, Any] | None = None,
     body_limit: BodyLimit | None = None,
     redirect_slashes: bool = True,
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> ASGIApp:
     """A service's ASGI application with the common conventions applied.
 
     ``redirect_slashes=False`` answers 404 for a path with a trailing slash
-    that is only a route without it, instead of redirecting there.
+    that is only a route without it, instead of redirecting there. ``wrap``
+    puts a middleware of the service's own (microversions) around the
+    routes, inside the request ID and body limit.
     """
 
     async def api_error(request: Request, exc: Exception) -> Response:
@@ -178,7 +181,10 @@ def build_app(
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
     return RequestContextMiddleware(
-        app, max_body=max_body, error_format=error_format, body_limit=body_limit
+        wrap(app) if wrap else app,
+        max_body=max_body,
+        error_format=error_format,
+        body_limit=body_limit,
     )
 
 

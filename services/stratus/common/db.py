@@ -28,7 +28,7 @@ from stratus.common.config import Config, ConfigError
 LOG = logging.getLogger(__name__)
 
 # Components with a schema, in migration order.
-COMPONENTS = ("identity", "image", "network")
+COMPONENTS = ("identity", "image", "network", "compute")
 
 
 def utcnow() -> datetime:

@@ -23,6 +23,7 @@ COMPONENTS = {
     "identity": ("stratus.identity.app", "identity"),
     "image": ("stratus.image.app", "image"),
     "network": ("stratus.network.app", "network"),
+    "compute": ("stratus.compute.app", "compute"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Compute: flavors, key pairs, quotas and servers scheduled onto hypervisors (Nova v2.1)."""

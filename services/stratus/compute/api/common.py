@@ -1,0 +1,139 @@
+"""What every compute handler uses: the service, microversions, policy, links.
+
+Every request under ``/v2.1`` is answered at a microversion: the one the
+client asked for with ``OpenStack-API-Version: compute X.Y`` (or Nova's
+legacy ``X-OpenStack-Nova-API-Version``), else 2.1. ``MicroversionMiddleware``
+negotiates it before any handler runs (406 above ``MAX_VERSION``, 400 when
+malformed) and says on every response which version answered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stratus.common import errors
+from stratus.common.app import ApiRequest, error_response
+from stratus.common.auth import RequestContext
+from stratus.common.microversion import Version, VersionRange
+from stratus.common.urls import base_url
+from stratus.compute.service import ComputeService
+
+MIN_VERSION = Version(2, 1)
+# The newest microversion whose every change is implemented (docs/compute.md).
+MAX_VERSION = Version(2, 10)
+VERSIONS = VersionRange(
+    "compute", MIN_VERSION, MAX_VERSION, legacy_header="X-OpenStack-Nova-API-Version"
+)
+API_PREFIX = "/v2.1"
+
+
+class MicroversionMiddleware:
+    """Negotiate the microversion of each ``/v2.1`` request (see the module)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == API_PREFIX or path.startswith("/v2.1/")):
+            await self.app(scope, receive, send)
+            return
+        try:
+            version = VERSIONS.negotiate(Request(scope))
+        except errors.ApiError as error:
+            await error_response(error, errors.compute_format)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["compute_version"] = version
+        extra = [(k.encode(), v.encode()) for k, v in VERSIONS.response_headers(version).items()]
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
+def service(req: ApiRequest) -> ComputeService:
+    return req.app_state.compute  # type: ignore[no-any-return]
+
+
+def version(req: ApiRequest) -> Version:
+    """The microversion this request is answered at."""
+    return getattr(req.request.state, "compute_version", MIN_VERSION)  # type: ignore[no-any-return]
+
+
+def at_least(req: ApiRequest, major: int, minor: int) -> bool:
+    return version(req) >= Version(major, minor)
+
+
+def allowed(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None) -> bool:
+    context: RequestContext = req.context
+    return service(req).enforcer.check(rule, context.creds(), {"target": dict(target or {})})
+
+
+def enforce(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None) -> RequestContext:
+    """The caller, after checking ``rule`` against ``target`` (403 otherwise)."""
+    context: RequestContext = req.context
+    service(req).enforcer.enforce(rule, context.creds(), {"target": dict(target or {})})
+    return context
+
+
+def is_admin(req: ApiRequest) -> bool:
+    return allowed(req, "cloud_admin")
+
+
+def body(req: ApiRequest, key: str) -> dict[str, Any]:
+    """The object under ``key`` of the request body (400 otherwise)."""
+    document = req.json()
+    if not isinstance(document, dict) or not isinstance(document.get(key), dict):
+        raise errors.BadRequest(f"The request body must be an object with the key '{key}'.")
+    return document[key]  # type: ignore[no-any-return]
+
+
+def base(req: ApiRequest) -> str:
+    return base_url(req.request, service(req).options.public_endpoint or None)
+
+
+def links(req: ApiRequest, collection: str, ident: str) -> list[dict[str, str]]:
+    """Nova's ``self`` (versioned) and ``bookmark`` (unversioned) links."""
+    root = base(req)
+    return [
+        {"rel": "self", "href": f"{root}{API_PREFIX}/{collection}/{ident}"},
+        {"rel": "bookmark", "href": f"{root}/{collection}/{ident}"},
+    ]
+
+
+def timestamp(moment: datetime | None) -> str | None:
+    """Nova's ISO 8601 form of a time, in UTC."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") if moment else None
+
+
+def query_int(req: ApiRequest, name: str, minimum: int = 0) -> int | None:
+    raw = req.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.BadRequest(f"Invalid input for query parameter {name}: {raw!r}.") from None
+    if value < minimum:
+        raise errors.BadRequest(f"Invalid input for query parameter {name}: below {minimum}.")
+    return value
+
+
+def reject_unknown(values: Mapping[str, Any], known: set[str], where: str) -> None:
+    """400 for attributes the schema does not allow (Nova's additionalProperties)."""
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise errors.BadRequest(
+            f"Invalid input for field/attribute {where}. Value: {json.dumps(dict(values))}. "
+            f"Additional properties are not allowed ({', '.join(repr(u) for u in unknown)} "
+            f"{'was' if len(unknown) == 1 else 'were'} unexpected)"
+        )
