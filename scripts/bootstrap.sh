@@ -34,6 +34,15 @@ apt_packages=(
   qemu-system-x86 busybox-static kmod
   # The test image (scripts/build_test_image.py): a FAT disk that syslinux boots.
   syslinux syslinux-common mtools dosfstools
+  # libvirt for stratus.cloud.libvirt_domain and the compute agent: libvirtd
+  # with its QEMU driver, and libvirt-daemon-system for the libvirt-qemu user
+  # (its postinst creates it; the QEMU driver will not start without it, even
+  # when qemu.conf runs guests as root) and libvirt's directories, over which
+  # tests/libvirtd.py mounts the private daemon's own.
+  libvirt-daemon-system libvirt-daemon-driver-qemu
+  # Building libvirt-python (an sdist) into .venv, the extra "compute":
+  # its headers and pkg-config to find them (gcc and python3-dev are above).
+  libvirt-dev pkg-config
 )
 
 missing=()
@@ -63,6 +72,6 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --upgrade pip setuptools wheel
-"$venv/bin/pip" install -q -e "$here[postgresql]" -r "$here/requirements/dev.txt"
+"$venv/bin/pip" install -q -e "$here[postgresql,compute]" -r "$here/requirements/dev.txt"
 echo "$want" > "$stamp"
 echo "bootstrap: $venv is ready"

@@ -514,14 +514,27 @@ def make_compute_server(
 
 
 @pytest.fixture(scope="session")
-def compute_server(
-    identity_server: IdentityServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    server = make_compute_server(tmp_path_factory.mktemp("compute"), identity_server)
+def compute_server(compute_stack: Any) -> ApiServer:
+    """The compute API of ``compute_stack`` (one compute service in the catalog)."""
+    return compute_stack.api  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def compute_stack(
+    identity_server: IdentityServer,
+    network_server: ApiServer,
+    image_server: ApiServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    """The compute API, scheduler and a fake-driver agent (two hosts), with
+    the image and network services in the catalog (tests/compute_stack.py)."""
+    from tests.compute_stack import make_compute_stack
+
+    stack = make_compute_stack(tmp_path_factory.mktemp("compute-stack"), identity_server)
     try:
-        yield server
+        yield stack
     finally:
-        server.stop()
+        stack.stop()
 
 
 @pytest.fixture(scope="session")

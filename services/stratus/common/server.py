@@ -24,6 +24,7 @@ COMPONENTS = {
     "image": ("stratus.image.app", "image"),
     "network": ("stratus.network.app", "network"),
     "compute": ("stratus.compute.app", "compute"),
+    "metadata": ("stratus.compute.metadata_api", "metadata"),
 }
 
 

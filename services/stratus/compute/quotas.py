@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stratus.common import errors
-from stratus.compute.model import KeyPair, Quota
+from stratus.compute.model import KeyPair, Quota, Server, ServerGroup
 from stratus.compute.settings import QUOTA_DEFAULTS
 
 # Shown by the API at the microversions that have them, never enforced here.
@@ -37,8 +37,7 @@ NETWORK_LEGACY = ("fixed_ips", "floating_ips", "security_groups", "security_grou
 FILES_LEGACY = ("injected_files", "injected_file_content_bytes", "injected_file_path_bytes")
 RESOURCES = (*QUOTA_DEFAULTS, *LEGACY_DEFAULTS)
 
-# resource -> usage(session, project_id, user_id); resources of components
-# that register later (servers) add themselves here.
+# resource -> usage(session, project_id, user_id)
 Usage = Callable[[Session, str, str | None], int]
 
 
@@ -49,7 +48,26 @@ def _key_pairs(session: Session, project_id: str, user_id: str | None) -> int:
     return int(session.scalar(query) or 0)
 
 
-USAGE: dict[str, Usage] = {"key_pairs": _key_pairs}
+def _servers(column: Any) -> Usage:
+    def count(session: Session, project_id: str, user_id: str | None) -> int:
+        query = select(column).where(Server.project_id == project_id)
+        return int(session.scalar(query) or 0)
+
+    return count
+
+
+def _server_groups(session: Session, project_id: str, user_id: str | None) -> int:
+    query = select(func.count()).select_from(ServerGroup)
+    return int(session.scalar(query.where(ServerGroup.project_id == project_id)) or 0)
+
+
+USAGE: dict[str, Usage] = {
+    "key_pairs": _key_pairs,
+    "instances": _servers(func.count(Server.id)),
+    "cores": _servers(func.sum(Server.vcpus)),
+    "ram": _servers(func.sum(Server.memory_mb)),
+    "server_groups": _server_groups,
+}
 
 
 def defaults(options: Any) -> dict[str, int]:

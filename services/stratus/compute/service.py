@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from stratus.common.config import Config
 from stratus.common.db import Database, engine_from_config
@@ -17,6 +19,8 @@ class ComputeService:
     config: Config
     db: Database
     enforcer: Enforcer
+    # For the image and network APIs (remote.Neighbours).
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
 
     @property
     def options(self) -> Any:

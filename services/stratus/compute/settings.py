@@ -43,6 +43,26 @@ register(
             help="The zone of hosts the operator put in no other zone.",
         ),
         Option("pagination_max_limit", "int", 1000, "Most items in one page.", minimum=1),
+        Option(
+            "service_down_time",
+            "int",
+            60,
+            "Seconds after its last report when a compute host counts as down.",
+            minimum=5,
+        ),
+        Option(
+            "scheduler_weigher",
+            default="spread",
+            help="spread: the host with the most free RAM first; pack: the least.",
+            choices=("spread", "pack"),
+        ),
+        Option(
+            "scheduler_interval",
+            "float",
+            0.5,
+            "Seconds between two looks of the scheduler for work.",
+            minimum=0.05,
+        ),
         *[
             Option(f"quota_{name}", "int", default, text, minimum=-1)
             for name, (default, text) in QUOTA_DEFAULTS.items()

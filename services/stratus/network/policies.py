@@ -31,9 +31,22 @@ def _crud(resource: str) -> list[Rule]:
     ]
 
 
+# Compute's service user makes, binds and removes its servers' ports in
+# their projects (and reads the networks and security groups it checks).
+_SERVICE = " or rule:service_role"
+
+
+def _with_service(rule: Rule) -> Rule:
+    return Rule(rule.name, rule.check_str + _SERVICE, rule.description)
+
+
 RULES: list[Rule] = [
     *BASE_RULES,
-    *[rule for resource in _RESOURCES for rule in _crud(resource)],
+    *[
+        _with_service(rule) if resource == "port" else rule
+        for resource in _RESOURCES
+        for rule in _crud(resource)
+    ],
     Rule(
         "network:create_security_group_rule", _MEMBER, "Add a rule to a project's security group."
     ),
@@ -42,11 +55,15 @@ RULES: list[Rule] = [
     Rule("network:set_shared", _ADMIN, "Share a network with every project."),
     Rule("network:set_external", _ADMIN, "Make a network external (router:external)."),
     Rule("network:set_provider", _ADMIN, "Set or see a network's provider attributes."),
-    Rule("network:set_owner", _ADMIN, "Create a resource for another project."),
+    Rule(
+        "network:set_owner",
+        "rule:cloud_admin or rule:service_role",
+        "Create a resource for another project (admins, and compute for its servers' ports).",
+    ),
     Rule(
         "network:create_port_on_network",
-        _NET_OWNER_MEMBER,
-        "Create a port on a network that is not shared (its owner or an admin).",
+        _NET_OWNER_MEMBER + _SERVICE,
+        "Create a port on a network that is not shared (its owner, an admin or compute).",
     ),
     Rule(
         "network:set_port_device_owner",
@@ -55,8 +72,8 @@ RULES: list[Rule] = [
     ),
     Rule(
         "network:set_port_fixed_ip_address",
-        _NET_OWNER_MEMBER,
-        "Choose a port's IP address on a shared network (the owner or an admin).",
+        _NET_OWNER_MEMBER + _SERVICE,
+        "Choose a port's IP address on a shared network (the owner, an admin or compute).",
     ),
     Rule("network:set_port_mac_address", _NET_OWNER_MEMBER, "Choose a port's MAC address."),
     Rule(

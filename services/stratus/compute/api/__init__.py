@@ -1,10 +1,27 @@
 """The compute service's HTTP API (Nova v2.1): one module per resource."""
 
-from stratus.compute.api import flavors, keypairs, quotas, versions
+from stratus.compute.api import (
+    flavors,
+    host_views,
+    hosts,
+    keypairs,
+    quotas,
+    server_actions,
+    server_details,
+    server_groups,
+    servers,
+    versions,
+)
 
 ROUTES = [
     *versions.ROUTES,
     *flavors.ROUTES,
     *keypairs.ROUTES,
     *quotas.ROUTES,
+    *servers.ROUTES,
+    *server_actions.ROUTES,
+    *server_details.ROUTES,
+    *server_groups.ROUTES,
+    *host_views.ROUTES,
+    *hosts.ROUTES,
 ]

@@ -20,15 +20,9 @@ import logging
 from typing import Any
 from urllib.parse import urljoin
 
-import httpx
-
-from stratus.common.auth import (
-    LoginError,
-    ServiceCredentials,
-    ServiceLogin,
-    catalog_url,
-    credentials_from_section,
-)
+from stratus.common import service_client
+from stratus.common.auth import credentials_from_section
+from stratus.common.service_client import ApiError, ServiceClient
 from stratus.network.agent import settings
 from stratus.network.agent.reconcile import Report
 from stratus.network.agent.state import HostConfig, Snapshot
@@ -52,43 +46,20 @@ COLLECTIONS = {
 }
 
 
-class ApiError(RuntimeError):
-    """Identity or the network API could not be read."""
-
-
 def endpoint_from_catalog(
     catalog: list[dict[str, Any]], interface: str = "internal", region: str = ""
 ) -> str:
     """The ``network`` endpoint of a keystone v3 catalog."""
-    url = catalog_url({"catalog": catalog}, "network", interface, region)
-    if url:
-        return url
-    where = f" in region {region}" if region else ""
-    raise ApiError(
-        f"the catalog has no {interface} network endpoint{where}; check [network_agent] "
-        "interface and region_name, or set api_url"
+    return service_client.endpoint_from_catalog(
+        catalog, interface, region, "network", f"[{settings.SECTION}]"
     )
 
 
-class NetworkClient:
+class NetworkClient(ServiceClient):
     """Authenticated HTTP to the network API, the token renewed when needed."""
 
-    def __init__(
-        self,
-        credentials: ServiceCredentials,
-        *,
-        api_url: str = "",
-        interface: str = "internal",
-        region: str = "",
-        timeout: float = 30.0,
-        http: httpx.Client | None = None,
-    ):
-        self.credentials = credentials
-        self.api_url = api_url.rstrip("/")
-        self.interface = interface
-        self.region = region
-        self.http = http or httpx.Client(timeout=httpx.Timeout(timeout))
-        self.login = ServiceLogin(credentials, self.http, "[network_agent_authtoken]")
+    service_type = "network"
+    section = settings.SECTION
 
     @classmethod
     def from_config(cls, config: Any) -> NetworkClient:
@@ -100,37 +71,6 @@ class NetworkClient:
             region=options.region_name,
             timeout=options.timeout,
         )
-
-    def close(self) -> None:
-        self.http.close()
-
-    # --- identity -------------------------------------------------------------
-
-    def session(self, *, force: bool = False) -> tuple[str, str]:
-        """A valid token and the network API's base URL."""
-        try:
-            token, body = self.login.token(force=force)
-        except LoginError as exc:
-            raise ApiError(str(exc)) from exc
-        endpoint = self.api_url or endpoint_from_catalog(
-            body.get("catalog") or [], self.interface, self.region
-        )
-        return token, endpoint
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """``method`` on ``url`` (absolute, or a path under the API); 401 renews once."""
-        for renew in (False, True):
-            token, base = self.session(force=renew)
-            target = url if url.startswith(("http://", "https://")) else base + url
-            try:
-                response = self.http.request(
-                    method, target, headers={"X-Auth-Token": token}, **kwargs
-                )
-            except httpx.HTTPError as exc:
-                raise ApiError(f"the network API is unreachable at {base}: {exc}") from exc
-            if response.status_code != 401 or renew:
-                return response
-        raise AssertionError("unreachable")
 
     # --- reading ----------------------------------------------------------------
 

@@ -1,0 +1,434 @@
+"""``stratus-compute-scheduler``: places new servers, gives them their ports,
+and finishes deletes, from the database.
+
+Each pass:
+
+1. **schedule**: every server in ``scheduling`` gets a host: the hosts that
+   can take it, best first (``scheduling.choose_hosts``), claimed in turn
+   until one holds (``scheduling.claim``); the server moves to
+   ``networking`` in the same transaction, with a compare-and-set on its
+   task, so a server deleted meanwhile keeps its ``deleting``. No host: the
+   server goes to ERROR with Nova's "No valid host was found" fault, which
+   says why each host was passed over.
+2. **networking**: the server's ports: one made per network it asked for
+   (device_id = the server, bound to its host) or the port it gave, bound.
+   Ports are found again by their device_id, so a scheduler that stopped
+   halfway makes none twice. Then ``spawning``: the host's agent builds it.
+3. **delete**: a ``deleting`` server without a host (never placed, or its
+   agent has removed the domain) loses its ports (the ones made for it are
+   deleted, the ones it was given are unbound), its claim and its row.
+
+Everything it does is recorded in the database before or as it happens, so
+a scheduler killed at any point does the rest on its next pass. Several
+schedulers may run: claims and task changes are atomic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, select, update
+
+from stratus.common import errors, logs
+from stratus.common.auth import LoginError, ServiceLogin, credentials_from_section
+from stratus.common.config import Config, ConfigError
+from stratus.common.db import Database, engine_from_config, utcnow
+from stratus.compute import scheduling, settings, states
+from stratus.compute.model import (
+    Allocation,
+    ComputeHost,
+    Server,
+    ServerGroup,
+    ServerPort,
+)
+from stratus.compute.remote import Neighbours
+
+log = logging.getLogger("stratus.compute.scheduler")
+
+BATCH = 50
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+
+
+class Scheduler:
+    def __init__(self, db: Database, options: Any, neighbours: Any):
+        self.db = db
+        self.options = options
+        # () -> Neighbours as the service user (a fresh token when needed)
+        self.neighbours = neighbours
+
+    # --- 1. schedule --------------------------------------------------------
+
+    def host_states(self, session: Any) -> list[scheduling.HostState]:
+        default_zone = self.options.default_availability_zone
+        down_after = timedelta(seconds=self.options.service_down_time)
+        now = utcnow()
+        hosts = list(session.scalars(select(ComputeHost)))
+        used = scheduling.usage(session)
+        return [
+            scheduling.HostState(
+                id=h.id,
+                host=h.host,
+                zone=h.availability_zone or default_zone,
+                vcpus=h.vcpus,
+                memory_mb=h.memory_mb,
+                local_gb=h.local_gb,
+                cpu_allocation_ratio=h.cpu_allocation_ratio,
+                ram_allocation_ratio=h.ram_allocation_ratio,
+                disk_allocation_ratio=h.disk_allocation_ratio,
+                reserved_host_memory_mb=h.reserved_host_memory_mb,
+                used_vcpus=used.get(h.id, (0, 0, 0))[0],
+                used_memory_mb=used.get(h.id, (0, 0, 0))[1],
+                used_disk_gb=used.get(h.id, (0, 0, 0))[2],
+                enabled=not h.disabled,
+                up=not h.forced_down
+                and h.last_seen_at is not None
+                and now - h.last_seen_at <= down_after,
+                hypervisor_type=h.hypervisor_type,
+            )
+            for h in hosts
+        ]
+
+    def spec_for(self, session: Any, server: Server) -> scheduling.RequestSpec:
+        hints = json.loads(server.scheduler_hints or "{}")
+        group_policy, group_hosts, per_host = None, {}, None
+        if server.server_group_id:
+            group = session.get(ServerGroup, server.server_group_id)
+            if group is not None:
+                group_policy, per_host = group.policy, group.max_server_per_host
+                members = session.scalars(
+                    select(Server.host).where(
+                        Server.server_group_id == group.id,
+                        Server.id != server.id,
+                        Server.host.is_not(None),
+                    )
+                )
+                for host in members:
+                    group_hosts[host] = group_hosts.get(host, 0) + 1
+        return scheduling.RequestSpec(
+            vcpus=server.vcpus,
+            memory_mb=server.memory_mb,
+            disk_gb=server.disk_gb,
+            zone=server.availability_zone,
+            forced_host=hints.get("forced_host"),
+            group_policy=group_policy,
+            group_hosts=group_hosts,
+            max_server_per_host=per_host,
+            image_properties=hints.get("image_properties", {}),
+        )
+
+    def schedule(self) -> int:
+        with self.db.session() as session:
+            pending = list(
+                session.scalars(
+                    select(Server.id)
+                    .where(Server.task_state == states.SCHEDULING)
+                    .order_by(Server.created_at, Server.launch_index)
+                    .limit(BATCH)
+                )
+            )
+        for server_id in pending:
+            self.schedule_one(server_id)
+        return len(pending)
+
+    def schedule_one(self, server_id: str) -> None:
+        with self.db.session() as session:
+            server = session.get(Server, server_id)
+            if server is None or server.task_state != states.SCHEDULING:
+                return
+            spec = self.spec_for(session, server)
+            chosen, rejected = scheduling.choose_hosts(
+                self.host_states(session), spec, self.options.scheduler_weigher
+            )
+            for host in chosen:
+                if scheduling.claim(session, host.id, server.id, spec):
+                    moved = session.execute(
+                        update(Server)
+                        .where(Server.id == server.id, Server.task_state == states.SCHEDULING)
+                        .values(
+                            host=host.host,
+                            task_state=states.NETWORKING,
+                            availability_zone=server.availability_zone or host.zone,
+                            revision=Server.revision + 1,
+                        )
+                    )
+                    if moved.rowcount != 1:  # deleted meanwhile: no claim either
+                        session.rollback()
+                    else:
+                        log.info("server %s placed on %s", server.id, host.host)
+                    return
+            reasons = "; ".join(f"{r.host}: {r.reason}" for r in rejected) or "no compute hosts"
+            self._fail(session, server, NO_VALID_HOST, reasons, states.SCHEDULING)
+            log.warning("server %s: no valid host (%s)", server.id, reasons)
+
+    def _fail(self, session: Any, server: Server, message: str, details: str, task: str) -> None:
+        fault = {
+            "code": 500,
+            "message": message,
+            "details": details,
+            "created": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        session.execute(
+            update(Server)
+            .where(Server.id == server.id, Server.task_state == task)
+            .values(
+                vm_state=states.ERROR,
+                task_state=None,
+                fault=json.dumps(fault),
+                revision=Server.revision + 1,
+            )
+        )
+
+    # --- 2. networking ------------------------------------------------------
+
+    def wire(self) -> int:
+        with self.db.session() as session:
+            pending = list(
+                session.scalars(
+                    select(Server.id).where(Server.task_state == states.NETWORKING).limit(BATCH)
+                )
+            )
+        if not pending:
+            return 0
+        apis = self.neighbours()
+        for server_id in pending:
+            try:
+                self.wire_one(apis, server_id)
+            except errors.ServiceUnavailable as exc:
+                log.warning("server %s: ports wait for the network service: %s", server_id, exc)
+        return len(pending)
+
+    def wire_one(self, apis: Neighbours, server_id: str) -> None:
+        with self.db.session() as session:
+            server = session.get(Server, server_id)
+            if server is None or server.task_state != states.NETWORKING:
+                return
+            requested = json.loads(server.requested_networks or "[]")
+            groups = json.loads(server.security_groups or "[]")
+            host, project, zone = server.host, server.project_id, server.availability_zone
+        existing = {p["id"]: p for p in apis.list_ports(device_id=server_id)}
+        made: list[tuple[dict[str, Any], bool]] = []
+        try:
+            group_ids = self._group_ids(apis, groups, project)
+            for position, wanted in enumerate(requested):
+                binding = {
+                    "device_id": server_id,
+                    "device_owner": f"compute:{zone or 'nova'}",
+                    "binding:host_id": host,
+                }
+                if wanted.get("port_id"):
+                    port = apis.update_port(wanted["port_id"], binding)
+                    made.append((port, False))
+                    continue
+                port = next(
+                    (
+                        p
+                        for p in existing.values()
+                        if p["network_id"] == wanted["network_id"]
+                        and p.get("name") == f"{server_id}-{position}"
+                    ),
+                    None,
+                )
+                if port is None:
+                    values = {
+                        **binding,
+                        "network_id": wanted["network_id"],
+                        "project_id": project,
+                        "name": f"{server_id}-{position}",
+                    }
+                    if group_ids:
+                        values["security_groups"] = group_ids
+                    if wanted.get("fixed_ip"):
+                        values["fixed_ips"] = [{"ip_address": wanted["fixed_ip"]}]
+                    port = apis.create_port(values)
+                made.append((port, True))
+        except (errors.Conflict, errors.BadRequest, errors.NotFound) as exc:
+            # The network said no (no address left, port taken): the server
+            # cannot be built; what was made for it goes.
+            log.warning("server %s: ports refused: %s", server_id, exc.message)
+            for port, owned in made:
+                self._release_port(apis, port["id"], owned)
+            with self.db.session() as session:
+                server = session.get(Server, server_id)
+                if server is not None:
+                    session.execute(delete(Allocation).where(Allocation.server_id == server_id))
+                    self._fail(
+                        session,
+                        server,
+                        f"Build of instance {server_id} aborted: {exc.message}",
+                        "",
+                        states.NETWORKING,
+                    )
+            return
+        networks: dict[str, dict[str, Any]] = {}
+        subnets: dict[str, dict[str, Any]] = {}
+        if made:
+            network_ids = sorted({p["network_id"] for p, _ in made})
+            networks = {n["id"]: n for n in apis.list_networks(id=network_ids)}
+            subnet_ids = sorted({f["subnet_id"] for p, _ in made for f in p.get("fixed_ips", [])})
+            if subnet_ids:
+                subnets = {s["id"]: s for s in apis.list_subnets(id=subnet_ids)}
+        with self.db.session() as session:
+            server = session.get(Server, server_id)
+            if server is None or server.task_state != states.NETWORKING:
+                return  # deleted meanwhile: the delete pass takes the ports
+            server.ports = [
+                ServerPort(
+                    port_id=port["id"],
+                    position=position,
+                    network_id=port["network_id"],
+                    mac_address=port["mac_address"],
+                    owned=owned,
+                    details=json.dumps(
+                        port_details(port, networks.get(port["network_id"], {}), subnets)
+                    ),
+                )
+                for position, (port, owned) in enumerate(made)
+            ]
+            server.task_state = states.SPAWNING
+            server.revision += 1
+
+    @staticmethod
+    def _group_ids(apis: Neighbours, names: list[str], project: str) -> list[str]:
+        ids = []
+        for name in names:
+            found = apis.list_security_groups(name=name, project_id=project)
+            if found:
+                ids.append(found[0]["id"])
+            elif name != "default":
+                raise errors.BadRequest(f"Security group {name} not found.")
+        return ids
+
+    @staticmethod
+    def _release_port(apis: Neighbours, port_id: str, owned: bool) -> None:
+        if owned:
+            apis.delete_port(port_id)
+        else:
+            with contextlib.suppress(errors.NotFound):
+                apis.update_port(
+                    port_id, {"device_id": "", "device_owner": "", "binding:host_id": ""}
+                )
+
+    # --- 3. delete ----------------------------------------------------------
+
+    def reap(self) -> int:
+        with self.db.session() as session:
+            doomed = list(
+                session.scalars(
+                    select(Server)
+                    .where(Server.task_state == states.DELETING, Server.host.is_(None))
+                    .limit(BATCH)
+                )
+            )
+            work = [(s.id, [(p.port_id, p.owned) for p in s.ports]) for s in doomed]
+        if not work:
+            return 0
+        apis = self.neighbours()
+        for server_id, ports in work:
+            known = {p for p, _ in ports}
+            try:
+                for port_id, owned in ports:
+                    self._release_port(apis, port_id, owned)
+                # Ports made by a pass that stopped before recording them.
+                for port in apis.list_ports(device_id=server_id):
+                    if port["id"] not in known:
+                        apis.delete_port(port["id"])
+            except errors.ServiceUnavailable as exc:
+                log.warning("server %s: delete waits for the network service: %s", server_id, exc)
+                continue
+            with self.db.session() as session:
+                session.execute(delete(Allocation).where(Allocation.server_id == server_id))
+                session.execute(
+                    delete(Server).where(
+                        Server.id == server_id,
+                        Server.task_state == states.DELETING,
+                        Server.host.is_(None),
+                    )
+                )
+            log.info("server %s deleted", server_id)
+        return len(work)
+
+    def run_once(self) -> int:
+        return self.schedule() + self.wire() + self.reap()
+
+
+SUBNET_FIELDS = (
+    "cidr",
+    "gateway_ip",
+    "enable_dhcp",
+    "ip_version",
+    "ipv6_address_mode",
+    "dns_nameservers",
+    "host_routes",
+)
+
+
+def port_details(
+    port: dict[str, Any], network: dict[str, Any], subnets: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """What a server keeps of its port: addresses, their subnets (for the
+    metadata's network_data and the config drive) and how to plug it."""
+    used = {f["subnet_id"] for f in port.get("fixed_ips", [])}
+    return {
+        "network_name": network.get("name", ""),
+        "fixed_ips": [
+            {"ip_address": f["ip_address"], "subnet_id": f["subnet_id"]}
+            for f in port.get("fixed_ips", [])
+        ],
+        "subnets": {
+            i: {k: subnets[i].get(k) for k in SUBNET_FIELDS} for i in sorted(used) if i in subnets
+        },
+        "mtu": network.get("mtu"),
+        "binding:vif_type": port.get("binding:vif_type"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stratus-compute-scheduler", description=__doc__)
+    parser.add_argument(
+        "--config-file", help="default: $STRATUS_CONFIG or /etc/stratus/stratus.conf"
+    )
+    parser.add_argument("--once", action="store_true", help="run one pass and exit")
+    args = parser.parse_args(argv)
+    try:
+        config = Config(args.config_file)
+        logs.setup(config.get("DEFAULT", "log_format"), config.get("DEFAULT", "debug"))
+        options = config.section(settings.SECTION)
+        db = Database(engine_from_config(config, sqlite_immediate=True))
+        credentials = credentials_from_section(config.section(settings.AUTHTOKEN_SECTION))
+    except ConfigError as exc:
+        print(f"stratus-compute-scheduler: configuration error: {exc}", file=sys.stderr)
+        return 2
+    http = httpx.Client(timeout=30)
+    login = ServiceLogin(credentials, http, hint=f"[{settings.AUTHTOKEN_SECTION}]")
+    scheduler = Scheduler(db, options, lambda: Neighbours.as_service(http, login))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("scheduler started")
+    while not stop.is_set():
+        try:
+            busy = scheduler.run_once()
+        except LoginError as exc:
+            log.error("cannot log in: %s", exc)
+            busy = 0
+        except Exception:
+            log.exception("scheduler pass failed")
+            busy = 0
+        if args.once:
+            break
+        if not busy:
+            stop.wait(options.scheduler_interval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,627 @@
+"""Servers end to end on the fake driver: the API, the scheduler and the
+agent as processes, the image and network services real, driven by the
+openstack CLI, openstacksdk and HTTP.
+
+Boot to ACTIVE with a port on the network, addresses, console log; the
+power actions and their state checks; locks; delete confirmed by 404 with
+nothing left (ports, claims); bad input refused with nothing made; no
+valid host; quotas; claims that never overcommit a host.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.compute_helpers import compute_client, compute_error, version_header
+from tests.api.helpers import admin_token, auth_headers, project_user
+from tests.compute_stack import wait_for
+
+PASSWORD = "pw-secret-1"
+
+
+@pytest.fixture(scope="module")
+def admin(identity_server, compute_stack):
+    with compute_client(compute_stack.api, auth_headers(admin_token(identity_server))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def world(identity_server, compute_stack, network_server, openstack_cli, tmp_path_factory):
+    """A project with a network and subnet, a public image and a flavor."""
+    from uuid import uuid4
+
+    tag = uuid4().hex[:8]
+    alice = project_user(identity_server, f"srv-alice-{tag}")
+
+    def as_alice(*args, check=True):
+        return openstack_cli(
+            *args, user=alice["name"], password=PASSWORD, project=alice["name"], check=check
+        )
+
+    image_file = tmp_path_factory.mktemp("img") / "disk.raw"
+    image_file.write_bytes(b"\0" * 65536)
+    image = openstack_cli(
+        "image",
+        "create",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--public",
+        "--file",
+        str(image_file),
+        f"img-{tag}",
+        "-f",
+        "json",
+    )
+    flavor = openstack_cli(
+        "flavor",
+        "create",
+        "--ram",
+        "256",
+        "--vcpus",
+        "1",
+        "--disk",
+        "1",
+        f"small-{tag}",
+        "-f",
+        "json",
+    )
+    network = as_alice("network", "create", f"net-{tag}", "-f", "json")
+    subnet = as_alice(
+        "subnet",
+        "create",
+        "--network",
+        network["id"],
+        "--subnet-range",
+        "10.44.0.0/24",
+        f"sub-{tag}",
+        "-f",
+        "json",
+    )
+    with compute_client(compute_stack.api, alice["headers"]) as client:
+        yield {
+            "alice": alice,
+            "cli": as_alice,
+            "client": client,
+            "image": image,
+            "flavor": flavor,
+            "network": network,
+            "subnet": subnet,
+            "tag": tag,
+        }
+
+
+def boot(world, name, **extra):
+    body = {
+        "server": {
+            "name": name,
+            "imageRef": world["image"]["id"],
+            "flavorRef": world["flavor"]["id"],
+            "networks": [{"uuid": world["network"]["id"]}],
+            **extra,
+        }
+    }
+    answer = world["client"].post("/servers", json=body)
+    assert answer.status_code == 202, answer.text
+    return answer
+
+
+def server(world, server_id, client=None):
+    return (client or world["client"]).get(f"/servers/{server_id}").json()["server"]
+
+
+def wait_status(world, stack, server_id, status, timeout=30):
+    def check():
+        shown = server(world, server_id)
+        return (
+            shown if shown["status"] == status and shown["OS-EXT-STS:task_state"] is None else None
+        )
+
+    return wait_for(check, timeout, f"server {server_id} to be {status}", stack)
+
+
+def wait_gone(world, stack, server_id, timeout=30):
+    wait_for(
+        lambda: world["client"].get(f"/servers/{server_id}").status_code == 404,
+        timeout,
+        f"server {server_id} to be deleted",
+        stack,
+    )
+
+
+def test_boot_show_act_and_delete_with_the_cli(
+    world, compute_stack, network_server, admin, tmp_path: Path
+):
+    cli = world["cli"]
+    key = cli("keypair", "create", f"key-{world['tag']}")
+    assert key.returncode == 0
+    user_data = tmp_path / "user-data"
+    user_data.write_text("#cloud-config\nruncmd: [echo hello]\n")
+    created = cli(
+        "server",
+        "create",
+        "--image",
+        world["image"]["id"],
+        "--flavor",
+        world["flavor"]["id"],
+        "--network",
+        world["network"]["id"],
+        "--key-name",
+        f"key-{world['tag']}",
+        "--user-data",
+        str(user_data),
+        "--property",
+        "role=web",
+        "--wait",
+        f"web-{world['tag']}",
+        "-f",
+        "json",
+    )
+    assert created["status"] == "ACTIVE"
+    server_id = created["id"]
+    shown = server(world, server_id)
+    assert shown["OS-EXT-STS:vm_state"] == "active" and shown["OS-EXT-STS:power_state"] == 1
+    assert shown["key_name"] == f"key-{world['tag']}" and shown["metadata"] == {"role": "web"}
+    assert shown["hostId"] and "OS-EXT-SRV-ATTR:host" not in shown
+    assert shown["OS-SRV-USG:launched_at"] and shown["progress"] == 100
+    (address,) = shown["addresses"][world["network"]["name"]]
+    assert address["addr"].startswith("10.44.0.") and address["OS-EXT-IPS:type"] == "fixed"
+    # The port the scheduler made: the server's, bound to its host.
+    seen_by_admin = admin.get(f"/servers/{server_id}").json()["server"]
+    host = seen_by_admin["OS-EXT-SRV-ATTR:host"]
+    assert host in ("fake-1", "fake-2")
+    ports = httpx.get(
+        f"{network_server.url}/v2.0/ports",
+        params={"device_id": server_id},
+        headers=admin.headers,  # bindings are the admins' to see
+    ).json()["ports"]
+    assert [p["mac_address"] for p in ports] == [address["OS-EXT-IPS-MAC:mac_addr"]]
+    assert ports[0]["binding:host_id"] == host and ports[0]["device_owner"] == "compute:nova"
+    user_data_b64 = seen_by_admin.get("OS-EXT-SRV-ATTR:user_data")
+    assert user_data_b64 is None  # 2.3 shows it, 2.1 does not
+    v23 = admin.get(f"/servers/{server_id}", headers=version_header("2.3")).json()["server"]
+    assert base64.b64decode(v23["OS-EXT-SRV-ATTR:user_data"]).startswith(b"#cloud-config")
+    console = cli("console", "log", "show", server_id)
+    assert "booted on" in console.stdout
+
+    cli("server", "stop", server_id)
+    wait_status(world, compute_stack, server_id, "SHUTOFF")
+    assert server(world, server_id)["OS-EXT-STS:power_state"] == 4
+    again = cli("server", "stop", server_id, check=False)
+    assert again.returncode != 0 and "409" in again.stderr
+    cli("server", "start", server_id)
+    wait_status(world, compute_stack, server_id, "ACTIVE")
+    cli("server", "reboot", "--wait", server_id)
+    cli("server", "reboot", "--hard", "--wait", server_id)
+    cli("server", "pause", server_id)
+    wait_status(world, compute_stack, server_id, "PAUSED")
+    cli("server", "unpause", server_id)
+    wait_status(world, compute_stack, server_id, "ACTIVE")
+    cli("server", "suspend", server_id)
+    wait_status(world, compute_stack, server_id, "SUSPENDED")
+    cli("server", "resume", server_id)
+    wait_status(world, compute_stack, server_id, "ACTIVE")
+    actions = admin.get(f"/servers/{server_id}/os-instance-actions").json()["instanceActions"]
+    assert [a["action"] for a in actions] == [
+        "resume",
+        "suspend",
+        "unpause",
+        "pause",
+        "reboot",
+        "reboot",
+        "start",
+        "stop",
+        "create",
+    ]
+    create = admin.get(
+        f"/servers/{server_id}/os-instance-actions/{actions[-1]['request_id']}"
+    ).json()["instanceAction"]
+    assert [e["result"] for e in create["events"]] == ["Success"]
+    listed = cli("server", "event", "list", server_id, "-f", "json")
+    assert len(listed) == len(actions)
+
+    cli("server", "lock", server_id)
+    locked = world["client"].post(f"/servers/{server_id}/action", json={"os-stop": None})
+    compute_error(locked, 409)
+    compute_error(world["client"].delete(f"/servers/{server_id}"), 409)
+    cli("server", "unlock", server_id)
+
+    cli("server", "delete", "--wait", server_id)
+    compute_error(world["client"].get(f"/servers/{server_id}"), 404)
+    left = httpx.get(
+        f"{network_server.url}/v2.0/ports",
+        params={"device_id": server_id},
+        headers=world["alice"]["headers"],
+    ).json()["ports"]
+    assert left == []
+    limits = world["client"].get("/limits").json()["limits"]["absolute"]
+    assert limits["totalInstancesUsed"] == 0 and limits["totalCoresUsed"] == 0
+
+
+def test_lists_filters_and_pages(world, compute_stack):
+    ids = [boot(world, f"list-{world['tag']}-{i}").json()["server"]["id"] for i in range(3)]
+    for server_id in ids:
+        wait_status(world, compute_stack, server_id, "ACTIVE")
+    client = world["client"]
+    listed = client.get("/servers", params={"name": f"list-{world['tag']}"}).json()["servers"]
+    assert {s["id"] for s in listed} == set(ids)
+    assert set(listed[0]) == {"id", "name", "links"}
+    detailed = client.get("/servers/detail", params={"status": "ACTIVE"}).json()["servers"]
+    assert set(ids) <= {s["id"] for s in detailed}
+    assert (
+        client.get("/servers", params={"status": "SHUTOFF", "name": "list-"}).json()["servers"]
+        == []
+    )
+    first = client.get("/servers", params={"limit": 2, "name": f"list-{world['tag']}"}).json()
+    assert len(first["servers"]) == 2 and first["servers_links"][0]["rel"] == "next"
+    rest = client.get(first["servers_links"][0]["href"]).json()
+    assert len(rest["servers"]) == 1
+    compute_error(client.get("/servers", params={"marker": "nope"}), 400)
+    compute_error(client.get("/servers", params={"sort_key": "colour"}), 400)
+    by_ip = client.get("/servers/detail", params={"ip": r"10\.44\."}).json()["servers"]
+    assert set(ids) <= {s["id"] for s in by_ip}
+    renamed = client.put(f"/servers/{ids[0]}", json={"server": {"name": "renamed"}})
+    assert renamed.json()["server"]["name"] == "renamed"
+    for server_id in ids:
+        assert client.delete(f"/servers/{server_id}").status_code == 204
+    for server_id in ids:
+        wait_gone(world, compute_stack, server_id)
+
+
+def test_bad_requests_make_nothing(world, compute_stack, openstack_cli):
+    client = world["client"]
+    before = client.get("/servers").json()["servers"]
+    base = {
+        "name": "bad",
+        "imageRef": world["image"]["id"],
+        "flavorRef": world["flavor"]["id"],
+        "networks": [{"uuid": world["network"]["id"]}],
+    }
+    unknown = "00000000-0000-0000-0000-000000000000"
+    tiny = openstack_cli(
+        "flavor",
+        "create",
+        "--ram",
+        "64",
+        "--vcpus",
+        "1",
+        "--disk",
+        "1",
+        f"tiny-{world['tag']}",
+        "-f",
+        "json",
+    )
+    image = world["image"]["id"]
+    openstack_cli("image", "set", "--min-ram", "128", image)
+    try:
+        cases = [
+            ({**base, "imageRef": unknown}, 400, "Image"),
+            ({**base, "flavorRef": "no-such-flavor"}, 400, "Flavor"),
+            ({**base, "networks": [{"uuid": unknown}]}, 400, "Network"),
+            ({**base, "networks": [{"port": unknown}]}, 400, "Port"),
+            ({**base, "flavorRef": tiny["id"]}, 400, "memory is too small"),
+            ({**base, "key_name": "no-such-key"}, 400, "key_name"),
+            ({**base, "user_data": "not base64!"}, 400, "base 64"),
+            ({**base, "name": ""}, 400, "name"),
+            ({**base, "min_count": 3, "max_count": 2}, 400, "min_count"),
+            ({**base, "availability_zone": "nowhere"}, 400, "availability zone"),
+            ({**base, "availability_zone": "nova:fake-1"}, 403, ""),
+            ({**base, "security_groups": [{"name": "no-such-group"}]}, 400, "no-such-group"),
+            ({**base, "metadata": {"k": 1}}, 400, "Metadata"),
+            ({**base, "colour": "red"}, 400, "colour"),
+            ({**base, "personality": [{"path": "/etc/x", "contents": "eA=="}]}, 400, "Personality"),
+        ]
+        for body, status, words in cases:
+            message = compute_error(client.post("/servers", json={"server": body}), status)
+            assert words in message, (body, message)
+        compute_error(client.post("/servers", json={"srv": base}), 400)
+        assert client.get("/servers").json()["servers"] == before
+    finally:
+        openstack_cli("image", "set", "--min-ram", "0", image)
+        openstack_cli("flavor", "delete", tiny["id"])
+
+
+def test_actions_in_the_wrong_state(world, compute_stack):
+    server_id = boot(world, f"state-{world['tag']}").json()["server"]["id"]
+    wait_status(world, compute_stack, server_id, "ACTIVE")
+    client = world["client"]
+    for action in ({"os-start": None}, {"unpause": None}, {"resume": None}):
+        assert "while it is in vm_state active" in compute_error(
+            client.post(f"/servers/{server_id}/action", json=action), 409
+        )
+    compute_error(
+        client.post(f"/servers/{server_id}/action", json={"reboot": {"type": "GENTLE"}}), 400
+    )
+    compute_error(client.post(f"/servers/{server_id}/action", json={"explode": None}), 400)
+    compute_error(client.post(f"/servers/{server_id}/action", json={"os-stop": {"now": 1}}), 400)
+    output = client.post(
+        f"/servers/{server_id}/action", json={"os-getConsoleOutput": {"length": 1}}
+    )
+    assert output.json()["output"].count("\n") <= 1
+    client.delete(f"/servers/{server_id}")
+    wait_gone(world, compute_stack, server_id)
+
+
+def test_no_valid_host_and_quotas(world, compute_stack, openstack_cli, admin):
+    huge = openstack_cli(
+        "flavor",
+        "create",
+        "--ram",
+        "10000000",
+        "--vcpus",
+        "1",
+        "--disk",
+        "1",
+        f"huge-{world['tag']}",
+        "-f",
+        "json",
+    )
+    project = world["alice"]["project_id"]
+    try:
+        openstack_cli("quota", "set", "--ram", "-1", project)
+        server_id = boot(world, "too-big", flavorRef=huge["id"]).json()["server"]["id"]
+        failed = wait_status(world, compute_stack, server_id, "ERROR")
+        assert failed["fault"]["message"].startswith("No valid host was found")
+        assert failed["fault"]["code"] == 500 and "details" not in failed["fault"]
+        details = admin.get(f"/servers/{server_id}").json()["server"]["fault"]["details"]
+        assert "MiB RAM free" in details
+        world["client"].delete(f"/servers/{server_id}")
+        wait_gone(world, compute_stack, server_id)
+        # Nothing of it is left in the network either.
+    finally:
+        openstack_cli("quota", "set", "--ram", "51200", project)
+        openstack_cli("flavor", "delete", huge["id"])
+    openstack_cli("quota", "set", "--instances", "2", project)
+    try:
+        over = world["client"].post(
+            "/servers",
+            json={
+                "server": {
+                    "name": "many",
+                    "imageRef": world["image"]["id"],
+                    "flavorRef": world["flavor"]["id"],
+                    "networks": [{"uuid": world["network"]["id"]}],
+                    "min_count": 3,
+                }
+            },
+        )
+        assert "Quota exceeded for instances" in compute_error(over, 403)
+        assert world["client"].get("/servers").json()["servers"] == []
+    finally:
+        openstack_cli("quota", "set", "--instances", "10", project)
+
+
+def test_claims_never_overcommit(world, compute_stack, openstack_cli, admin):
+    """Two fake hosts of 16 CPUs at ratio 4: 64 vCPUs each. A burst of six
+    servers of 32 vCPUs: exactly four fit, two on each host, the rest find
+    no host."""
+    big = openstack_cli(
+        "flavor",
+        "create",
+        "--ram",
+        "128",
+        "--vcpus",
+        "32",
+        "--disk",
+        "1",
+        f"wide-{world['tag']}",
+        "-f",
+        "json",
+    )
+    project = world["alice"]["project_id"]
+    openstack_cli("quota", "set", "--cores", "-1", "--instances", "-1", project)
+    try:
+        answer = boot(world, f"burst-{world['tag']}", flavorRef=big["id"], min_count=6, max_count=6)
+        listed = world["client"].get("/servers", params={"name": f"burst-{world['tag']}"}).json()
+        ids = [s["id"] for s in listed["servers"]]
+        assert len(ids) == 6 and answer.json()["server"]["id"] in ids
+
+        def settled():
+            shown = [server(world, i) for i in ids]
+            return shown if all(s["status"] in ("ACTIVE", "ERROR") for s in shown) else None
+
+        shown = wait_for(settled, 60, "the burst to settle", compute_stack)
+        assert sorted(s["status"] for s in shown) == ["ACTIVE"] * 4 + ["ERROR"] * 2
+        hosts = [
+            admin.get(f"/servers/{s['id']}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+            for s in shown
+            if s["status"] == "ACTIVE"
+        ]
+        assert sorted(hosts) == ["fake-1", "fake-1", "fake-2", "fake-2"]  # spread
+        for server_id in ids:
+            world["client"].delete(f"/servers/{server_id}")
+        for server_id in ids:
+            wait_gone(world, compute_stack, server_id)
+    finally:
+        openstack_cli("quota", "set", "--force", "--cores", "20", "--instances", "10", project)
+        openstack_cli("flavor", "delete", big["id"])
+
+
+def test_metadata_ips_and_groups(world, compute_stack, admin):
+    client = world["client"]
+    group = client.post(
+        "/os-server-groups",
+        json={"server_group": {"name": "apart", "policies": ["anti-affinity"]}},
+    ).json()["server_group"]
+    assert group["policies"] == ["anti-affinity"] and group["members"] == []
+    ids = []
+    for index in range(3):
+        body = {
+            "server": {
+                "name": f"grp-{index}",
+                "imageRef": world["image"]["id"],
+                "flavorRef": world["flavor"]["id"],
+                "networks": [{"uuid": world["network"]["id"]}],
+                "metadata": {"index": str(index)},
+            },
+            "os:scheduler_hints": {"group": group["id"]},
+        }
+        answer = client.post("/servers", json=body)
+        assert answer.status_code == 202, answer.text
+        ids.append(answer.json()["server"]["id"])
+        # One at a time, so each placement sees the one before.
+        wait_for(
+            lambda i=ids[-1]: server(world, i)["status"] in ("ACTIVE", "ERROR"),
+            30,
+            "placement",
+            compute_stack,
+        )
+    statuses = [server(world, i)["status"] for i in ids]
+    assert statuses == ["ACTIVE", "ACTIVE", "ERROR"]  # two hosts, one server each
+    hosts = {admin.get(f"/servers/{i}").json()["server"]["OS-EXT-SRV-ATTR:host"] for i in ids[:2]}
+    assert hosts == {"fake-1", "fake-2"}
+    assert "anti-affinity" in admin.get(f"/servers/{ids[2]}").json()["server"]["fault"]["details"]
+    shown = client.get(f"/os-server-groups/{group['id']}").json()["server_group"]
+    assert set(shown["members"]) == set(ids)
+
+    first = ids[0]
+    assert client.get(f"/servers/{first}/metadata").json() == {"metadata": {"index": "0"}}
+    merged = client.post(f"/servers/{first}/metadata", json={"metadata": {"role": "db"}})
+    assert merged.json() == {"metadata": {"index": "0", "role": "db"}}
+    assert client.get(f"/servers/{first}/metadata/role").json() == {"meta": {"role": "db"}}
+    compute_error(client.put(f"/servers/{first}/metadata/role", json={"meta": {"x": "y"}}), 400)
+    changed = client.put(f"/servers/{first}/metadata/role", json={"meta": {"role": "web"}})
+    assert changed.json() == {"meta": {"role": "web"}}
+    assert client.delete(f"/servers/{first}/metadata/index").status_code == 204
+    compute_error(client.get(f"/servers/{first}/metadata/index"), 404)
+    replaced = client.put(f"/servers/{first}/metadata", json={"metadata": {"only": "this"}})
+    assert replaced.json() == {"metadata": {"only": "this"}}
+    too_many = {str(i): "v" for i in range(200)}
+    compute_error(client.post(f"/servers/{first}/metadata", json={"metadata": too_many}), 403)
+    assert client.get(f"/servers/{first}/metadata").json() == {"metadata": {"only": "this"}}
+
+    ips = client.get(f"/servers/{first}/ips").json()["addresses"]
+    (entry,) = ips[world["network"]["name"]]
+    assert entry["version"] == 4 and entry["addr"].startswith("10.44.0.")
+    assert client.get(f"/servers/{first}/ips/{world['network']['name']}").status_code == 200
+    compute_error(client.get(f"/servers/{first}/ips/elsewhere"), 404)
+
+    for server_id in ids:
+        client.delete(f"/servers/{server_id}")
+    for server_id in ids:
+        wait_gone(world, compute_stack, server_id)
+    assert client.delete(f"/os-server-groups/{group['id']}").status_code == 204
+    compute_error(client.get(f"/os-server-groups/{group['id']}"), 404)
+
+
+def test_hosts_zones_and_a_disabled_host(world, compute_stack, admin, openstack_cli):
+    hypervisors = admin.get("/os-hypervisors/detail").json()["hypervisors"]
+    fake = {h["hypervisor_hostname"]: h for h in hypervisors}
+    assert {"fake-1", "fake-2"} <= set(fake)
+    assert fake["fake-1"]["state"] == "up" and fake["fake-1"]["vcpus"] == 16
+    stats = admin.get("/os-hypervisors/statistics").json()["hypervisor_statistics"]
+    assert stats["count"] >= 2 and stats["vcpus"] >= 32
+    services = openstack_cli("compute", "service", "list", "-f", "json")
+    seen = {(s["Binary"], s["Host"], s["State"]) for s in services}
+    assert ("nova-compute", "fake-1", "up") in seen
+    zones = openstack_cli("availability", "zone", "list", "--compute", "-f", "json")
+    assert ("nova", "available") in {(z["Zone Name"], z["Zone Status"]) for z in zones}
+    compute_error(world["client"].get("/os-hypervisors"), 403)
+    openstack_cli(
+        "compute",
+        "service",
+        "set",
+        "--disable",
+        "--disable-reason",
+        "maintenance",
+        "fake-1",
+        "nova-compute",
+    )
+    try:
+        ids = [boot(world, f"dis-{i}").json()["server"]["id"] for i in range(2)]
+        for server_id in ids:
+            wait_status(world, compute_stack, server_id, "ACTIVE")
+        hosts = {admin.get(f"/servers/{i}").json()["server"]["OS-EXT-SRV-ATTR:host"] for i in ids}
+        assert hosts == {"fake-2"}
+        listed = admin.get("/os-services", params={"host": "fake-1"}).json()["services"]
+        assert listed[0]["status"] == "disabled" and listed[0]["disabled_reason"] == "maintenance"
+        for server_id in ids:
+            world["client"].delete(f"/servers/{server_id}")
+        for server_id in ids:
+            wait_gone(world, compute_stack, server_id)
+    finally:
+        openstack_cli("compute", "service", "set", "--enable", "fake-1", "nova-compute")
+
+
+def test_a_domain_that_dies_is_shutoff(world, compute_stack, admin):
+    server_id = boot(world, "dies").json()["server"]["id"]
+    wait_status(world, compute_stack, server_id, "ACTIVE")
+    host = admin.get(f"/servers/{server_id}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+    state_file = compute_stack.workdir / "instances" / f"{host}.json"
+    domains = json.loads(state_file.read_text())
+    domains[server_id]["power"] = 4  # the hypervisor says: shut down
+    edited = state_file.with_suffix(".edit")
+    edited.write_text(json.dumps(domains))
+    edited.replace(state_file)
+    stopped = wait_status(world, compute_stack, server_id, "SHUTOFF")
+    assert stopped["OS-EXT-STS:power_state"] == 4
+    world["client"].post(f"/servers/{server_id}/action", json={"os-start": None})
+    wait_status(world, compute_stack, server_id, "ACTIVE")
+    world["client"].delete(f"/servers/{server_id}")
+    wait_gone(world, compute_stack, server_id)
+
+
+def test_the_metadata_service_answers_for_a_server(world, compute_stack, tmp_path: Path):
+    """stratus-api metadata over the compute database, asked as the network
+    agents' proxy asks (signed instance ID): the server's OpenStack and EC2
+    documents, its user data and its network."""
+    import hashlib
+    import hmac
+
+    from tests.conftest import ApiServer, free_port, start_api
+
+    secret = "metadata-secret"
+    port = free_port()
+    config = tmp_path / "metadata.conf"
+    database = compute_stack.api.config_path.read_text().split("connection = ", 1)[1]
+    config.write_text(
+        "[DEFAULT]\nlog_format = json\n\n[database]\nconnection = "
+        + database.split("\n", 1)[0]
+        + f"\n\n[metadata]\nbind_host = 127.0.0.1\nbind_port = {port}\nworkers = 1\n"
+        + f"shared_secret = {secret}\n"
+    )
+    service = ApiServer(workdir=tmp_path, port=port, config_path=config, component="metadata")
+    start_api(service, "metadata", "/")
+    try:
+        user_data = base64.b64encode(b"#!/bin/sh\necho from-user-data\n").decode()
+        server_id = boot(world, "meta", user_data=user_data, metadata={"tier": "db"}).json()[
+            "server"
+        ]["id"]
+        wait_status(world, compute_stack, server_id, "ACTIVE")
+        signature = hmac.new(secret.encode(), server_id.encode(), hashlib.sha256).hexdigest()
+        signed = {
+            "X-Instance-ID": server_id,
+            "X-Tenant-ID": world["alice"]["project_id"],
+            "X-Instance-ID-Signature": signature,
+            "X-Forwarded-For": "10.44.0.9",
+        }
+        with httpx.Client(base_url=service.url, headers=signed, timeout=30) as client:
+            meta = client.get("/openstack/latest/meta_data.json").json()
+            assert meta["uuid"] == server_id and meta["name"] == "meta"
+            assert meta["hostname"] == "meta" and meta["meta"] == {"tier": "db"}
+            assert client.get("/openstack/latest/user_data").content.startswith(b"#!/bin/sh")
+            network = client.get("/openstack/latest/network_data.json").json()
+            (link,) = network["links"]
+            assert (
+                link["ethernet_mac_address"]
+                == server(world, server_id)["addresses"][world["network"]["name"]][0][
+                    "OS-EXT-IPS-MAC:mac_addr"
+                ]
+            )
+            assert network["networks"][0]["type"] == "ipv4_dhcp"
+            assert client.get("/latest/meta-data/local-ipv4").text.startswith("10.44.0.")
+            forged = client.get(
+                "/openstack/latest/meta_data.json",
+                headers={"X-Instance-ID-Signature": "0" * 64},
+            )
+            assert forged.status_code == 403
+        world["client"].delete(f"/servers/{server_id}")
+        wait_gone(world, compute_stack, server_id)
+    finally:
+        service.stop()
