@@ -44,6 +44,7 @@ benchmark: bootstrap
 	$(BIN)/python benchmarks/object_storage.py
 # network.py's agent parts need root (simulated hosts); without it they are skipped.
 	$(BIN)/python benchmarks/network.py
+	$(BIN)/python benchmarks/compute.py
 
 tempest: bootstrap
 	scripts/tempest.sh

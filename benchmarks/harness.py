@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -193,3 +193,189 @@ def machine_description() -> str:
         f"{distro}Linux {platform.release()} {platform.machine()}, {os.cpu_count()} CPUs"
         f"{' (' + model + ')' if model else ''}{mem}, Python {platform.python_version()}"
     )
+
+
+# --- a small cloud of Stratus services on loopback ------------------------------------
+
+BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
+
+# component -> (catalog type, catalog name, service user, readiness path, catalog path)
+SERVICES = {
+    "image": ("image", "glance", "glance", "/versions", ""),
+    "network": ("network", "neutron", "neutron", "/", ""),
+    "compute": ("compute", "nova", "nova", "/", "/v2.1"),
+}
+
+
+def _bin(name: str) -> str:
+    import sys
+
+    local = Path(sys.executable).parent / name
+    return str(local if local.exists() else BIN / name)
+
+
+def config_text(sections: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for name, options in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {value}" for key, value in options.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+class Cloud:
+    """Identity and the given services, each ``stratus-api`` with its own
+    config and workers, on one SQLite file, registered in the catalog as
+    their roles register them; an admin token to use them."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.urls: dict[str, str] = {}
+        self.logs: dict[str, Path] = {}
+        self.configs: dict[str, Path] = {}
+        self.passwords: dict[str, str] = {}
+        self.cold_start: dict[str, float] = {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.token = ""
+        self.admin_password = ""
+        self.database = f"sqlite:///{base / 'stratus.db'}"
+
+    def service_user(self, component: str) -> str:
+        return SERVICES[component][2]
+
+
+def start_cloud(
+    stack: contextlib.ExitStack,
+    base: Path,
+    services: dict[str, dict[str, Any]],
+    workers: int = 2,
+) -> Cloud:
+    """Start identity, then ``services`` (component -> extra options of its section)."""
+    import pwd
+    import secrets
+
+    env = {**os.environ, "STRATUS_SERVICE_USER": pwd.getpwuid(os.geteuid()).pw_name}
+    cloud = Cloud(base)
+    idir = base / "identity"
+    idir.mkdir(parents=True)
+    id_port = free_port()
+    id_url = loopback_url(id_port)
+    id_conf = idir / "stratus.conf"
+    id_conf.write_text(
+        config_text(
+            {
+                "DEFAULT": {"log_format": "json", "debug": "false"},
+                "database": {"connection": cloud.database},
+                "identity": {
+                    "bind_host": LOOPBACK,
+                    "bind_port": id_port,
+                    "workers": workers,
+                    "key_repository": idir / "keys",
+                },
+            }
+        )
+    )
+    cloud.admin_password = secrets.token_hex(16)
+    manage = [_bin("stratus-manage"), "--config-file", str(id_conf)]
+    run([*manage, "db", "sync"], env=env)
+    run([*manage, "token", "setup-keys"], env=env)
+    run(
+        [*manage, "bootstrap", "--public-url", f"{id_url}/v3", "--internal-url", f"{id_url}/v3"],
+        env={**env, "STRATUS_BOOTSTRAP_PASSWORD": cloud.admin_password},
+    )
+    ports = {component: free_port() for component in services}
+    for component in services:
+        kind, name, user, _ready, path = SERVICES[component]
+        cloud.passwords[component] = secrets.token_hex(16)
+        cloud.urls[component] = loopback_url(ports[component])
+        run(
+            [*manage, "service", "register", "--type", kind, "--name", name,
+             "--description", f"Stratus {component} service",
+             "--public-url", cloud.urls[component] + path, "--user", user],
+            env={**env, "STRATUS_SERVICE_PASSWORD": cloud.passwords[component]},
+        )  # fmt: skip
+    id_log = idir / "api.log"
+    id_proc = spawn(
+        stack, [_bin("stratus-api"), "identity", "--config-file", str(id_conf)], id_log, env
+    )
+    wait_answer(f"{id_url}/v3", id_proc, id_log, timeout=60)
+    cloud.urls["identity"] = id_url
+    cloud.processes["identity"] = id_proc
+    for component, extra in services.items():
+        sdir = base / component
+        sdir.mkdir(parents=True)
+        conf = sdir / "stratus.conf"
+        conf.write_text(
+            config_text(
+                {
+                    "DEFAULT": {"log_format": "json", "debug": "false"},
+                    "database": {"connection": cloud.database},
+                    component: {
+                        "bind_host": LOOPBACK,
+                        "bind_port": ports[component],
+                        "workers": workers,
+                        **extra,
+                    },
+                    f"{component}_authtoken": {
+                        "auth_url": id_url,
+                        "username": SERVICES[component][2],
+                        "password": cloud.passwords[component],
+                    },
+                }
+            )
+        )
+        log = sdir / "api.log"
+        proc = spawn(stack, [_bin("stratus-api"), component, "--config-file", str(conf)], log, env)
+        cloud.cold_start[component] = wait_answer(
+            cloud.urls[component] + SERVICES[component][3], proc, log, timeout=60
+        )
+        cloud.configs[component] = conf
+        cloud.logs[component] = log
+        cloud.processes[component] = proc
+    with httpx.Client(base_url=check_loopback(id_url), timeout=60, trust_env=False) as client:
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": "admin",
+                            "domain": {"name": "Default"},
+                            "password": cloud.admin_password,
+                        }
+                    },
+                },
+                "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}},
+            }
+        }
+        response = client.post("/v3/auth/tokens", json=body)
+        if response.status_code != 201:
+            raise BenchmarkError(f"token issue answered {response.status_code} {response.text}")
+        cloud.token = response.headers["X-Subject-Token"]
+    return cloud
+
+
+# --- figures ---------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * pct / 100
+    low = int(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*out, ""]

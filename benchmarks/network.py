@@ -53,8 +53,6 @@ import ipaddress
 import itertools
 import json
 import os
-import pwd
-import secrets
 import shutil
 import signal
 import statistics
@@ -78,13 +76,12 @@ from harness import (
     BenchmarkError,
     check_loopback,
     cleanup_stack,
-    free_port,
-    loopback_url,
+    load_average,
     machine_description,
-    run,
+    percentile,
     signals_as_interrupt,
-    spawn,
-    wait_answer,
+    start_cloud,
+    table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +89,6 @@ BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 
 NO_REFERENCE = "no published reference on this machine"
-SERVICE_USER = "network"  # as the role registers it
 SUBNET_CIDR = "10.64.0.0/16"
 HOST_CIDR = "10.96.0.0/20"
 HOST_NAME = "bench-host"
@@ -137,16 +133,6 @@ sys.exit(code)
 # --- small helpers ------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * pct / 100
-    low = int(k)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
-
-
 def fmt(value: float | None, unit_ms: bool = False) -> str:
     if value is None or value != value:
         return "—"
@@ -157,19 +143,6 @@ def fmt(value: float | None, unit_ms: bool = False) -> str:
     if value >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    out = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    return [*out, ""]
 
 
 @dataclass
@@ -183,12 +156,6 @@ class Results:
 # --- part 1: the API ----------------------------------------------------------------
 
 
-def service_user_env() -> dict[str, str]:
-    # Keys stay with the user running this script (stratus-manage would hand
-    # them to a "stratus" user where one exists).
-    return {**os.environ, "STRATUS_SERVICE_USER": pwd.getpwuid(os.geteuid()).pw_name}
-
-
 @dataclass
 class Api:
     network_url: str
@@ -199,104 +166,10 @@ class Api:
 
 def start_api(stack: contextlib.ExitStack, base: Path) -> Api:
     """Identity and network as in production: two workers each, one SQLite file."""
-    env = service_user_env()
-    idir, ndir = base / "identity", base / "network"
-    idir.mkdir(parents=True)
-    ndir.mkdir(parents=True)
-    database = f"sqlite:///{idir / 'stratus.db'}"
-    id_port, net_port = free_port(), free_port()
-    id_url, net_url = loopback_url(id_port), loopback_url(net_port)
-    id_conf = idir / "stratus.conf"
-    id_conf.write_text(
-        textwrap.dedent(
-            f"""\
-            [DEFAULT]
-            log_format = json
-            debug = false
-
-            [database]
-            connection = {database}
-
-            [identity]
-            bind_host = {LOOPBACK}
-            bind_port = {id_port}
-            workers = 2
-            key_repository = {idir / "keys"}
-            """
-        )
+    cloud = start_cloud(stack, base, {"network": {"vni_ranges": "1000:1999", "quota_port": -1}})
+    return Api(
+        cloud.urls["network"], cloud.token, cloud.cold_start["network"], cloud.logs["network"]
     )
-    admin_password = secrets.token_hex(16)
-    service_password = secrets.token_hex(16)
-    manage = [str(BIN / "stratus-manage"), "--config-file", str(id_conf)]
-    run([*manage, "db", "sync"], env=env)
-    run([*manage, "token", "setup-keys"], env=env)
-    run(
-        [*manage, "bootstrap", "--public-url", f"{id_url}/v3", "--internal-url", f"{id_url}/v3"],
-        env={**env, "STRATUS_BOOTSTRAP_PASSWORD": admin_password},
-    )
-    run(
-        [*manage, "service", "register", "--type", "network", "--name", "neutron",
-         "--description", "Stratus network service", "--public-url", net_url,
-         "--user", SERVICE_USER],
-        env={**env, "STRATUS_SERVICE_PASSWORD": service_password},
-    )  # fmt: skip
-    id_log = idir / "api.log"
-    id_proc = spawn(
-        stack, [str(BIN / "stratus-api"), "identity", "--config-file", str(id_conf)], id_log, env
-    )
-    wait_answer(f"{id_url}/v3", id_proc, id_log, timeout=60)
-
-    net_conf = ndir / "stratus.conf"
-    net_conf.write_text(
-        textwrap.dedent(
-            f"""\
-            [DEFAULT]
-            log_format = json
-            debug = false
-
-            [database]
-            connection = {database}
-
-            [network]
-            bind_host = {LOOPBACK}
-            bind_port = {net_port}
-            workers = 2
-            vni_ranges = 1000:1999
-            quota_port = -1
-
-            [network_authtoken]
-            auth_url = {id_url}
-            username = {SERVICE_USER}
-            password = {service_password}
-            """
-        )
-    )
-    net_log = ndir / "api.log"
-    net_proc = spawn(
-        stack, [str(BIN / "stratus-api"), "network", "--config-file", str(net_conf)], net_log, env
-    )
-    cold = wait_answer(f"{net_url}/", net_proc, net_log, timeout=60)
-    with httpx.Client(base_url=check_loopback(id_url), timeout=60, trust_env=False) as client:
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": "admin",
-                            "domain": {"name": "Default"},
-                            "password": admin_password,
-                        }
-                    },
-                },
-                "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}},
-            }
-        }
-        response = client.post("/v3/auth/tokens", json=body)
-        if response.status_code != 201:
-            raise BenchmarkError(f"token issue answered {response.status_code} {response.text}")
-        token = response.headers["X-Subject-Token"]
-    return Api(net_url, token, cold, net_log)
 
 
 def client_for(api: Api, timeout: float) -> httpx.Client:

@@ -625,3 +625,69 @@ def test_the_metadata_service_answers_for_a_server(world, compute_stack, tmp_pat
         wait_gone(world, compute_stack, server_id)
     finally:
         service.stop()
+
+
+def test_restarts_mid_boot_and_mid_delete_leave_nothing_behind(
+    world, compute_stack, network_server, admin
+):
+    """The scheduler and then the agent killed (SIGKILL) with work in flight,
+    the API restarted meanwhile: once back, every server ends in a true
+    state, the one deleted while its host's agent was down is gone with its
+    port, an orphan domain is destroyed, and no claim is left."""
+    client = world["client"]
+    orphan = "00000000-0000-4000-8000-000000000001"
+    compute_stack.scheduler.kill()
+    try:
+        ids = [boot(world, f"crash-{i}").json()["server"]["id"] for i in range(2)]
+        assert {server(world, i)["OS-EXT-STS:task_state"] for i in ids} == {"scheduling"}
+        compute_stack.api.restart()
+    finally:
+        compute_stack.scheduler.start()
+    for server_id in ids:
+        wait_status(world, compute_stack, server_id, "ACTIVE")
+
+    compute_stack.agent.kill()
+    try:
+        # Placed and wired while the agent is away: it waits for its host.
+        late = boot(world, "crash-late").json()["server"]["id"]
+        wait_for(
+            lambda: server(world, late)["OS-EXT-STS:task_state"] == "spawning",
+            30,
+            "the late server to wait for its host",
+            compute_stack,
+        )
+        doomed = ids.pop()
+        assert client.delete(f"/servers/{doomed}").status_code == 204
+        # A domain of a server nobody knows, as a crash halfway through a
+        # delete can leave one.
+        state_file = compute_stack.workdir / "instances" / "fake-1.json"
+        domains = json.loads(state_file.read_text()) if state_file.exists() else {}
+        domains[orphan] = {"power": 1, "console": ""}
+        state_file.write_text(json.dumps(domains))
+    finally:
+        compute_stack.agent.start()
+    ids.append(late)
+    for server_id in ids:
+        wait_status(world, compute_stack, server_id, "ACTIVE")
+    wait_gone(world, compute_stack, doomed)
+    wait_for(
+        lambda: orphan not in json.loads(state_file.read_text()),
+        30,
+        "the orphan domain to be destroyed",
+        compute_stack,
+    )
+    for server_id in ids:
+        client.delete(f"/servers/{server_id}")
+    for server_id in ids:
+        wait_gone(world, compute_stack, server_id)
+    used = {
+        h["hypervisor_hostname"]: h["vcpus_used"]
+        for h in admin.get("/os-hypervisors/detail").json()["hypervisors"]
+    }
+    assert used["fake-1"] == 0 and used["fake-2"] == 0
+    left = httpx.get(
+        f"{network_server.url}/v2.0/ports",
+        params={"device_owner": "compute:nova"},
+        headers=admin.headers,
+    ).json()["ports"]
+    assert [p for p in left if p["device_id"] in (*ids, doomed)] == []

@@ -140,3 +140,19 @@ def test_object_storage_benchmark_helpers() -> None:
         "OpenStack Swift all-in-one with 3 replicas: about 5 % of cp."
     ]
     assert bench.swift_references("# Nothing\n\n- A guest: 0.4 s.\n") == []
+
+
+@pytest.mark.timeout(300)
+def test_compute_benchmark_prints_its_tables() -> None:
+    script = SCRIPT.with_name("compute.py")
+    result = subprocess.run(
+        [sys.executable, str(script), "--servers", "6", "--hosts", "3", "--concurrency", "2"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=script.parent,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "## Boot to ACTIVE: 6 servers, 3 fake hypervisors" in result.stdout
+    assert "| in ERROR or never ACTIVE | 0 |" in result.stdout
+    assert "| compute API |" in result.stdout
