@@ -59,6 +59,21 @@ class ServiceClient:
         self.http = http or httpx.Client(timeout=httpx.Timeout(timeout))
         self.login = ServiceLogin(credentials, self.http, f"[{self.section}_authtoken]")
 
+    @classmethod
+    def from_config(cls, config: Any) -> Any:
+        """A client as ``[<section>]`` (api_url, interface, region_name,
+        timeout) and ``[<section>_authtoken]`` (the login) say."""
+        from stratus.common.auth import credentials_from_section
+
+        options = config.section(cls.section)
+        return cls(
+            credentials_from_section(config.section(f"{cls.section}_authtoken")),
+            api_url=options.api_url,
+            interface=options.interface,
+            region=options.region_name,
+            timeout=options.timeout,
+        )
+
     def close(self) -> None:
         self.http.close()
 

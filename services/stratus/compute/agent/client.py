@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from stratus.common.auth import credentials_from_section
 from stratus.common.service_client import ApiError, ServiceClient
 from stratus.compute.agent import settings
 
@@ -12,17 +11,6 @@ from stratus.compute.agent import settings
 class ComputeClient(ServiceClient):
     service_type = "compute"
     section = settings.SECTION
-
-    @classmethod
-    def from_config(cls, config: Any) -> ComputeClient:
-        options = config.section(settings.SECTION)
-        return cls(
-            credentials_from_section(config.section(settings.AUTHTOKEN_SECTION)),
-            api_url=options.api_url,
-            interface=options.interface,
-            region=options.region_name,
-            timeout=options.timeout,
-        )
 
     def report(self, host: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         response = self.request("PUT", f"/os-stratus-hosts/{host}", json={"host": body})

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stratus.common import errors
+from stratus.common import errors, policy
 from stratus.common.app import ApiRequest, error_response
 from stratus.common.auth import RequestContext
 from stratus.common.microversion import Version, VersionRange
@@ -74,15 +74,12 @@ def at_least(req: ApiRequest, major: int, minor: int) -> bool:
 
 
 def allowed(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None) -> bool:
-    context: RequestContext = req.context
-    return service(req).enforcer.check(rule, context.creds(), {"target": dict(target or {})})
+    return policy.caller_allowed(service(req).enforcer, req, rule, target)
 
 
 def enforce(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None) -> RequestContext:
     """The caller, after checking ``rule`` against ``target`` (403 otherwise)."""
-    context: RequestContext = req.context
-    service(req).enforcer.enforce(rule, context.creds(), {"target": dict(target or {})})
-    return context
+    return policy.enforce_caller(service(req).enforcer, req, rule, target)  # type: ignore[no-any-return]
 
 
 def is_admin(req: ApiRequest) -> bool:

@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 from stratus.common import service_client
-from stratus.common.auth import credentials_from_section
 from stratus.common.service_client import ApiError, ServiceClient
 from stratus.network.agent import settings
 from stratus.network.agent.reconcile import Report
@@ -60,17 +59,6 @@ class NetworkClient(ServiceClient):
 
     service_type = "network"
     section = settings.SECTION
-
-    @classmethod
-    def from_config(cls, config: Any) -> NetworkClient:
-        options = config.section(settings.SECTION)
-        return cls(
-            credentials_from_section(config.section(settings.AUTHTOKEN_SECTION)),
-            api_url=options.api_url,
-            interface=options.interface,
-            region=options.region_name,
-            timeout=options.timeout,
-        )
 
     # --- reading ----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from stratus.common import errors
+from stratus.common import errors, policy
 from stratus.common.app import ApiRequest
 from stratus.common.auth import RequestContext
 from stratus.common.handlers import ok
@@ -49,15 +49,12 @@ def service(req: ApiRequest) -> NetworkService:
 
 
 def allowed(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None) -> bool:
-    context: RequestContext = req.context
-    return service(req).enforcer.check(rule, context.creds(), {"target": dict(target or {})})
+    return policy.caller_allowed(service(req).enforcer, req, rule, target)
 
 
 def enforce(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None) -> RequestContext:
     """The caller, after checking ``rule`` against ``target`` (403 otherwise)."""
-    context: RequestContext = req.context
-    service(req).enforcer.enforce(rule, context.creds(), {"target": dict(target or {})})
-    return context
+    return policy.enforce_caller(service(req).enforcer, req, rule, target)  # type: ignore[no-any-return]
 
 
 def sees_all(req: ApiRequest) -> bool:
