@@ -20,6 +20,20 @@ class ApiError(RuntimeError):
     """Identity or the API could not be reached, or refused the request."""
 
 
+def error_message(response: httpx.Response) -> str:
+    """The message of an OpenStack-style error answer (any service's shape:
+    ``{"<kind>": {"message": ...}}``), or the start of its text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict) and len(body) == 1:
+        (inner,) = body.values()
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return response.text[:200]
+
+
 def endpoint_from_catalog(
     catalog: list[dict[str, Any]],
     interface: str = "internal",

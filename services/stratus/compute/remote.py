@@ -21,6 +21,7 @@ import httpx
 
 from stratus.common import errors
 from stratus.common.auth import ServiceLogin, catalog_url
+from stratus.common.service_client import error_message
 
 INTERFACES = ("internal", "public")
 
@@ -58,9 +59,9 @@ class Neighbour:
         if response.status_code == 404:
             raise errors.NotFound(f"{self.what} {path} not found")
         if response.status_code == 409:
-            raise errors.Conflict(_message(response))
+            raise errors.Conflict(error_message(response))
         if response.status_code in (400, 403):
-            error = errors.BadRequest(_message(response))
+            error = errors.BadRequest(error_message(response))
             error.status = response.status_code
             raise error
         if response.status_code >= 300:
@@ -68,18 +69,6 @@ class Neighbour:
                 f"The {self.what} service answered {response.status_code} to {method} {path}."
             )
         return response.json() if response.content else None
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict) and len(body) == 1:
-        (inner,) = body.values()
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return response.text[:200]
 
 
 class Neighbours:

@@ -7,7 +7,8 @@
 - a *project reader* sees and downloads what its project may see.
 
 Which images a project *may see* (public, community, its own, shared with it)
-is decided by the handlers' queries; these rules decide what it may *do*.
+is decided by the handlers' queries (``image:see_all`` sees every image);
+these rules decide what it may *do*.
 Only cloud admins publish public images and download deactivated ones, as
 in Glance; the owner's members (de)activate their images. Targets:
 ``target.owner``, ``target.visibility``, ``target.member_id``; the operator
@@ -18,16 +19,30 @@ from stratus.common.policy import BASE_RULES, Rule
 
 _READER = "rule:cloud_reader or role:reader"
 _OWNER_MEMBER = "rule:cloud_admin or (role:member and project_id:%(target.owner)s)"
+# Compute's service user (role ``service``) shows and downloads the image of
+# every server its agents build, whatever the image's project and visibility
+# (the user's right to boot it was checked by the compute API, with the
+# user's token, when the server was created). It does not list images.
+_SERVICE = " or rule:service_role"
 
 RULES: list[Rule] = [
     *BASE_RULES,
     Rule("image:get_images", _READER, "List images."),
-    Rule("image:get_image", _READER, "Show an image the project can see."),
+    Rule(
+        "image:see_all",
+        "rule:cloud_reader" + _SERVICE,
+        "See every project's images (cloud readers, and compute's agents for their servers).",
+    ),
+    Rule("image:get_image", _READER + _SERVICE, "Show an image the project can see."),
     Rule("image:add_image", _OWNER_MEMBER, "Create an image owned by target.owner."),
     Rule("image:modify_image", _OWNER_MEMBER, "Update an image."),
     Rule("image:delete_image", _OWNER_MEMBER, "Delete an image."),
     Rule("image:upload_image", _OWNER_MEMBER, "Upload, stage or import image data."),
-    Rule("image:download_image", _READER, "Download the data of an image the project sees."),
+    Rule(
+        "image:download_image",
+        _READER + _SERVICE,
+        "Download the data of an image the project sees.",
+    ),
     Rule("image:publicize_image", "rule:cloud_admin", "Make an image public."),
     Rule("image:communitize_image", _OWNER_MEMBER, "Make an image a community image."),
     Rule("image:set_image_owner", "rule:cloud_admin", "Create or move an image to any owner."),

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
-from stratus.common import errors
+from stratus.common import errors, policy
 from stratus.common.app import ApiRequest
 from stratus.common.auth import RequestContext
 from stratus.image.model import Image, ImageMember
@@ -23,22 +23,21 @@ def image_target(image: Image) -> dict[str, Any]:
     return {"owner": image.owner, "visibility": image.visibility, "id": image.id}
 
 
-def allowed(req: ApiRequest, rule: str, target: Mapping[str, Any]) -> bool:
-    context: RequestContext = req.context
-    return service(req).enforcer.check(rule, context.creds(), {"target": dict(target)})
+def allowed(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None) -> bool:
+    return policy.caller_allowed(service(req).enforcer, req, rule, target)
 
 
 def enforce(req: ApiRequest, rule: str, target: Mapping[str, Any] | None = None) -> RequestContext:
     """The caller, after checking ``rule`` against ``target`` (401/403 otherwise)."""
-    context: RequestContext = req.context
-    service(req).enforcer.enforce(rule, context.creds(), {"target": dict(target or {})})
-    return context
+    return policy.enforce_caller(service(req).enforcer, req, rule, target)  # type: ignore[no-any-return]
 
 
 def sees_everything(req: ApiRequest) -> bool:
-    """Cloud readers (and admins) see every image, as Glance's admins do."""
+    """Cloud readers (and admins) see every image, as Glance's admins do; so
+    does compute's service user, which fetches its servers' images
+    (``image:see_all``)."""
     context: RequestContext = req.context
-    return service(req).enforcer.check("cloud_reader", context.creds(), {"target": {}})
+    return service(req).enforcer.check("image:see_all", context.creds(), {"target": {}})
 
 
 def shared_with(project_id: str | None, statuses: tuple[str, ...] | None) -> ColumnElement[bool]:
