@@ -691,3 +691,36 @@ def test_restarts_mid_boot_and_mid_delete_leave_nothing_behind(
         headers=admin.headers,
     ).json()["ports"]
     assert [p for p in left if p["device_id"] in (*ids, doomed)] == []
+
+
+def test_delete_on_a_host_that_is_down(world, compute_stack, admin):
+    """A server deleted while its host's agent is down goes once the host
+    counts as down (service_down_time, 10 s here): claim, port and row; the
+    agent, back, destroys the domain it still has."""
+    server_id = boot(world, "on-a-dead-host").json()["server"]["id"]
+    wait_status(world, compute_stack, server_id, "ACTIVE")
+    host = admin.get(f"/servers/{server_id}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+    state_file = compute_stack.workdir / "instances" / f"{host}.json"
+    compute_stack.agent.kill()
+    try:
+        assert world["client"].delete(f"/servers/{server_id}").status_code == 204
+        wait_gone(world, compute_stack, server_id, timeout=40)
+        assert server_id in json.loads(state_file.read_text())  # the host never heard
+    finally:
+        compute_stack.agent.start()
+    wait_for(
+        lambda: server_id not in json.loads(state_file.read_text()),
+        30,
+        "the agent to destroy the deleted server's domain",
+        compute_stack,
+    )
+    services = admin.get("/os-services", params={"host": host}).json()["services"]
+    wait_for(
+        lambda: (
+            admin.get("/os-services", params={"host": host}).json()["services"][0]["state"] == "up"
+        ),
+        30,
+        "the host to be up again",
+        compute_stack,
+    )
+    assert services

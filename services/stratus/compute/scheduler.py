@@ -319,6 +319,38 @@ class Scheduler:
 
     # --- 3. delete ----------------------------------------------------------
 
+    def release_from_down_hosts(self) -> int:
+        """A server being deleted on a host whose agent is down is deleted
+        here: its claim goes and the delete pass below takes its ports and
+        row; the host's agent destroys the domain when it comes back (a
+        domain of a server not placed on its host is an orphan)."""
+        limit = utcnow() - timedelta(seconds=self.options.service_down_time)
+        with self.db.session() as session:
+            down = [
+                h.host
+                for h in session.scalars(select(ComputeHost))
+                if h.forced_down or h.last_seen_at is None or h.last_seen_at < limit
+            ]
+            if not down:
+                return 0
+            stuck = list(
+                session.scalars(
+                    select(Server.id).where(
+                        Server.task_state == states.DELETING, Server.host.in_(down)
+                    )
+                )
+            )
+            if not stuck:
+                return 0
+            session.execute(delete(Allocation).where(Allocation.server_id.in_(stuck)))
+            session.execute(
+                update(Server)
+                .where(Server.id.in_(stuck), Server.task_state == states.DELETING)
+                .values(host=None, revision=Server.revision + 1)
+            )
+        log.warning("deleting %d servers of hosts that are down: %s", len(stuck), ", ".join(down))
+        return len(stuck)
+
     def reap(self) -> int:
         with self.db.session() as session:
             doomed = list(
@@ -357,7 +389,7 @@ class Scheduler:
         return len(work)
 
     def run_once(self) -> int:
-        return self.schedule() + self.wire() + self.reap()
+        return self.schedule() + self.wire() + self.release_from_down_hosts() + self.reap()
 
 
 SUBNET_FIELDS = (
