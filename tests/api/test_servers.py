@@ -724,3 +724,56 @@ def test_delete_on_a_host_that_is_down(world, compute_stack, admin):
         compute_stack,
     )
     assert services
+
+
+def test_a_floating_ip_shows_in_the_addresses(world, compute_stack, openstack_cli, admin):
+    tag = world["tag"]
+    external = openstack_cli(
+        "network",
+        "create",
+        "--external",
+        "--provider-network-type",
+        "flat",
+        "--provider-physical-network",
+        "physnet1",
+        f"ext-{tag}",
+        "-f",
+        "json",
+    )
+    openstack_cli(
+        "subnet",
+        "create",
+        "--network",
+        external["id"],
+        "--subnet-range",
+        "203.0.113.0/24",
+        "--no-dhcp",
+        f"ext-sub-{tag}",
+    )
+    cli = world["cli"]
+    router = cli("router", "create", f"r-{tag}", "-f", "json")
+    try:
+        cli("router", "set", "--external-gateway", external["id"], router["id"])
+        cli("router", "add", "subnet", router["id"], world["subnet"]["id"])
+        server_id = boot(world, "floating").json()["server"]["id"]
+        wait_status(world, compute_stack, server_id, "ACTIVE")
+        (port,) = cli("port", "list", "--device-id", server_id, "-f", "json")
+        floating = cli(
+            "floating", "ip", "create", "--port", port["ID"], external["id"], "-f", "json"
+        )
+        address = floating["floating_ip_address"]
+
+        def shown():
+            entries = server(world, server_id)["addresses"][world["network"]["name"]]
+            return [e for e in entries if e["OS-EXT-IPS:type"] == "floating"]
+
+        (entry,) = wait_for(shown, 30, "the floating IP in the addresses", compute_stack)
+        assert entry["addr"] == address
+        cli("floating", "ip", "delete", floating["id"])
+        wait_for(lambda: not shown(), 30, "the floating IP to go", compute_stack)
+        world["client"].delete(f"/servers/{server_id}")
+        wait_gone(world, compute_stack, server_id)
+    finally:
+        cli("router", "remove", "subnet", router["id"], world["subnet"]["id"], check=False)
+        cli("router", "delete", router["id"], check=False)
+        openstack_cli("network", "delete", external["id"], check=False)

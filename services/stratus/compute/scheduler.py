@@ -32,6 +32,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -55,6 +56,8 @@ from stratus.compute.remote import Neighbours
 log = logging.getLogger("stratus.compute.scheduler")
 
 BATCH = 50
+# Seconds between two refreshes of the servers' floating IPs.
+ADDRESS_REFRESH = 5.0
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
 
@@ -64,6 +67,7 @@ class Scheduler:
         self.options = options
         # () -> Neighbours as the service user (a fresh token when needed)
         self.neighbours = neighbours
+        self._refreshed = float("-inf")
 
     # --- 1. schedule --------------------------------------------------------
 
@@ -388,8 +392,47 @@ class Scheduler:
             log.info("server %s deleted", server_id)
         return len(work)
 
+    # --- 4. addresses ---------------------------------------------------------
+
+    def refresh_floating_ips(self) -> int:
+        """Floating IPs are associated on the network service, not through
+        compute: every ``ADDRESS_REFRESH`` seconds the servers' ports get the
+        floating IPs the network service has for them now (what
+        ``addresses`` and the metadata show). Changes only what moved."""
+        now = time.monotonic()
+        if now - self._refreshed < ADDRESS_REFRESH:
+            return 0
+        self._refreshed = now
+        with self.db.session() as session:
+            if session.scalar(select(ServerPort.port_id).limit(1)) is None:
+                return 0
+        floating: dict[str, list[str]] = {}
+        for item in self.neighbours().list_floating_ips():
+            if item.get("port_id"):
+                floating.setdefault(item["port_id"], []).append(item["floating_ip_address"])
+        changed = 0
+        with self.db.session() as session:
+            for port in session.scalars(select(ServerPort)):
+                details = json.loads(port.details or "{}")
+                wanted = sorted(floating.get(port.port_id, []))
+                if details.get("floating_ips", []) != wanted:
+                    details["floating_ips"] = wanted
+                    port.details = json.dumps(details)
+                    session.execute(
+                        update(Server)
+                        .where(Server.id == port.server_id)
+                        .values(revision=Server.revision + 1)
+                    )
+                    changed += 1
+        return changed
+
     def run_once(self) -> int:
-        return self.schedule() + self.wire() + self.release_from_down_hosts() + self.reap()
+        busy = self.schedule() + self.wire() + self.release_from_down_hosts() + self.reap()
+        try:
+            self.refresh_floating_ips()
+        except errors.ApiError as exc:
+            log.warning("floating IPs not refreshed: %s", exc.message)
+        return busy
 
 
 SUBNET_FIELDS = (
