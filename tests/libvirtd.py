@@ -221,6 +221,33 @@ class Libvirtd:
             [*prefix, *argv], capture_output=True, text=True, check=check, timeout=60
         )
 
+    @contextlib.contextmanager
+    def dhcp_bridge(self, bridge: str, gateway: str, mac: str, address: str) -> Any:
+        """A bridge in the daemon's namespace with ``gateway``/24 and a
+        dnsmasq that gives ``mac`` its ``address`` at once (fixed, as the
+        network agent's dnsmasq does); both removed at the end."""
+        for command in (
+            f"ip link add {bridge} type bridge forward_delay 0",
+            f"ip addr add {gateway}/24 dev {bridge}",
+            f"ip link set {bridge} up",
+        ):
+            self.netns_run(command.split())
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        dnsmasq = subprocess.Popen(
+            [*prefix,
+             "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+             f"--interface={bridge}", "--bind-interfaces", "--dhcp-authoritative",
+             f"--dhcp-range={gateway},static,255.255.255.0", f"--dhcp-host={mac},{address}",
+             f"--dhcp-leasefile={self.workdir / f'{bridge}.leases'}", "--pid-file="],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            yield dnsmasq
+        finally:
+            dnsmasq.kill()
+            dnsmasq.communicate(timeout=10)
+            self.netns_run(["ip", "link", "del", bridge], check=False)
+
     def connect(self) -> Any:
         return _binding().open(self.uri)
 

@@ -7,6 +7,8 @@
   failure or not.
 - ``libvirt_domains`` (per test): the same daemon, with every domain removed
   after the test, so that a failed test leaves nothing to the next.
+- ``lab`` (per test): a namespace with a bridge, dnsmasq and a metadata
+  server for test images booted straight under QEMU.
 - ``guest_image`` (session): the test image (scripts/build_test_image.py,
   docs/test-image.md) built into a temporary directory, removed at the end.
 """
@@ -14,14 +16,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.compute.guest_lab import Lab, build_image
 from tests.libvirtd import Libvirtd, missing_requirements, start_libvirtd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,13 +53,17 @@ def guest_image() -> Iterator[Path]:
     """The test image's directory: stratus-test.qcow2, -vmlinuz, -initrd."""
     out = Path(tempfile.mkdtemp(prefix="stratus-test-image-"))
     try:
-        subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "build_test_image.py"), "--output", str(out)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=300,
-        )
-        yield out
+        yield build_image(out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """A namespace of the test's own with a bridge, dnsmasq and a metadata
+    server, for test images booted straight under QEMU (tests/compute/guest_lab.py)."""
+    lab = Lab(tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()

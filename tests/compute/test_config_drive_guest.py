@@ -13,31 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from stratus.metadata import config_drive
-from tests.compute.guest_lab import Lab, build_image, console_lines
+from tests.compute.guest_lab import Lab, console_lines
 from tests.metadata_sample import INSTANCE
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_image(tmp_path_factory.mktemp("test-image"))
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-def test_the_test_image_reads_the_iso_config_drive(image: Path, lab: Lab, tmp_path: Path) -> None:
+def test_the_test_image_reads_the_iso_config_drive(
+    guest_image: Path, lab: Lab, tmp_path: Path
+) -> None:
     instance = dataclasses.replace(
         INSTANCE,
         uuid=str(uuid.uuid4()),
@@ -48,7 +33,7 @@ def test_the_test_image_reads_the_iso_config_drive(image: Path, lab: Lab, tmp_pa
     drive = config_drive.build(instance, tmp_path / "disk.config")
     lab.start({})  # the metadata service knows nothing: the drive must be read
     guest = lab.boot(
-        ["-drive", f"file={image / 'stratus-test.qcow2'},if=virtio,snapshot=on",
+        ["-drive", f"file={guest_image / 'stratus-test.qcow2'},if=virtio,snapshot=on",
          "-drive", f"file={drive},media=cdrom,if=ide,readonly=on"],
         "iso",
     )  # fmt: skip

@@ -131,29 +131,9 @@ class Network:
 @pytest.fixture
 def network(libvirt_domains: Libvirtd) -> Iterator[Network]:
     """A bridge in the daemon's namespace and a dnsmasq that gives MAC its address."""
-    daemon = libvirt_domains
     bridge = f"br-{uuid.uuid4().hex[:8]}"
-    for command in (
-        f"ip link add {bridge} type bridge",
-        f"ip addr add {GATEWAY}/24 dev {bridge}",
-        f"ip link set {bridge} up",
-    ):
-        daemon.netns_run(command.split())
-    assert daemon.netns is not None
-    dnsmasq = subprocess.Popen(
-        ["ip", "netns", "exec", daemon.netns,
-         "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
-         f"--interface={bridge}", "--bind-interfaces", "--dhcp-authoritative",
-         f"--dhcp-range={GATEWAY},static,255.255.255.0", f"--dhcp-host={MAC},{GUEST_IP}",
-         f"--dhcp-leasefile={daemon.workdir / f'{bridge}.leases'}", "--pid-file="],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with libvirt_domains.dhcp_bridge(bridge, GATEWAY, MAC, GUEST_IP) as dnsmasq:
         yield Network(bridge, dnsmasq)
-    finally:
-        dnsmasq.kill()
-        dnsmasq.communicate(timeout=10)
-        daemon.netns_run(["ip", "link", "del", bridge], check=False)
 
 
 def test_a_described_guest_boots_and_powers_off_by_acpi(

@@ -169,30 +169,9 @@ def host(libvirt_domains: Libvirtd) -> Iterator[Host]:
 def dhcp_network(libvirt_domains: Libvirtd) -> Iterator[str]:
     """A network's bridge with dnsmasq in the daemon's namespace (the network
     agent's part): its network ID."""
-    daemon = libvirt_domains
     network_id = str(uuid.uuid4())
-    bridge = bridge_name(network_id)
-    for command in (
-        f"ip link add {bridge} type bridge forward_delay 0",
-        f"ip addr add {GATEWAY}/24 dev {bridge}",
-        f"ip link set {bridge} up",
-    ):
-        daemon.netns_run(command.split())
-    assert daemon.netns is not None
-    dnsmasq = subprocess.Popen(
-        ["ip", "netns", "exec", daemon.netns,
-         "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
-         f"--interface={bridge}", "--bind-interfaces", "--dhcp-authoritative",
-         f"--dhcp-range={GATEWAY},static,255.255.255.0", f"--dhcp-host={MAC},{GUEST_IP}",
-         f"--dhcp-leasefile={daemon.workdir / f'{bridge}.leases'}", "--pid-file="],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with libvirt_domains.dhcp_bridge(bridge_name(network_id), GATEWAY, MAC, GUEST_IP):
         yield network_id
-    finally:
-        dnsmasq.kill()
-        dnsmasq.communicate(timeout=10)
-        daemon.netns_run(["ip", "link", "del", bridge], check=False)
 
 
 def server_document(

@@ -15,29 +15,12 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.compute.guest_lab import GATEWAY, GUEST_IP, Lab, build_image, console_lines, run
+from tests.compute.guest_lab import GATEWAY, GUEST_IP, Lab, console_lines, run
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_image(tmp_path_factory.mktemp("test-image"))
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-def test_disk_boot_with_dhcp_and_the_metadata_service(image: Path, lab: Lab) -> None:
+def test_disk_boot_with_dhcp_and_the_metadata_service(guest_image: Path, lab: Lab) -> None:
     instance = str(uuid.uuid4())
     meta = {"uuid": instance, "name": "web-1", "hostname": "web-1"}
     lab.start(
@@ -47,7 +30,7 @@ def test_disk_boot_with_dhcp_and_the_metadata_service(image: Path, lab: Lab) -> 
         }
     )
     guest = lab.boot(
-        ["-drive", f"file={image / 'stratus-test.qcow2'},if=virtio,snapshot=on"], "disk"
+        ["-drive", f"file={guest_image / 'stratus-test.qcow2'},if=virtio,snapshot=on"], "disk"
     )
     console = guest.wait_for("stratus-test: ready")
     lines = console_lines(console)
@@ -71,7 +54,9 @@ print(s.recv(100).decode().strip())
     assert "stratus-test: power button: powering off" in guest.console()
 
 
-def test_direct_kernel_boot_with_a_config_drive(image: Path, lab: Lab, tmp_path: Path) -> None:
+def test_direct_kernel_boot_with_a_config_drive(
+    guest_image: Path, lab: Lab, tmp_path: Path
+) -> None:
     instance = str(uuid.uuid4())
     lab.start({})  # the metadata service knows nothing: the drive must be read
     drive = tmp_path / "config.vfat"
@@ -84,8 +69,8 @@ def test_direct_kernel_boot_with_a_config_drive(image: Path, lab: Lab, tmp_path:
     (source / "latest" / "user_data").write_text("from the drive\n")
     run("mcopy", "-s", "-i", str(drive), str(source), "::")
     guest = lab.boot(
-        ["-kernel", str(image / "stratus-test-vmlinuz"),
-         "-initrd", str(image / "stratus-test-initrd"),
+        ["-kernel", str(guest_image / "stratus-test-vmlinuz"),
+         "-initrd", str(guest_image / "stratus-test-initrd"),
          "-append", "root=/dev/vda console=tty0 console=ttyS0",
          "-drive", f"file={drive},if=virtio,format=raw,readonly=on"],
         "ami",
