@@ -29,8 +29,9 @@ register(
         ),
         Option(
             "instances_path",
-            default="/var/lib/stratus/instances",
-            help="Disks, image cache and console logs of the guests.",
+            default="/var/lib/stratus-compute/instances",
+            help="Disks, image cache and console logs of the guests (outside the 0750 "
+            "/var/lib/stratus, since QEMU may run as another user).",
         ),
         Option(
             "libvirt_uri",
@@ -74,7 +75,7 @@ register(
             "fake_hosts",
             "int",
             1,
-            "With driver = fake: how many hosts this agent plays (host-1, host-2, ...).",
+            "With driver = fake: how many hosts this agent plays (<host>-1, <host>-2, ...).",
             minimum=1,
         ),
         Option("fake_vcpus", "int", 16, "With driver = fake: each host's CPUs.", minimum=1),
