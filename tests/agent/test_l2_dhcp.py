@@ -300,8 +300,10 @@ def test_agent_stops_on_sigterm_and_leaves_the_data_plane(sim_lab: SimLab) -> No
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        # dnsmasq forks into the background: until its parent has exited
+        # there are two of them.
         deadline = time.monotonic() + 30
-        while not dnsmasq_pids(h1) and time.monotonic() < deadline:
+        while len(dnsmasq_pids(h1)) != 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         (pid,) = dnsmasq_pids(h1)
         agent.terminate()

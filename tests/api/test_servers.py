@@ -728,18 +728,14 @@ def test_delete_on_a_host_that_is_down(world, compute_stack, admin):
 
 def test_a_floating_ip_shows_in_the_addresses(world, compute_stack, openstack_cli, admin):
     tag = world["tag"]
+    # A VLAN of its own on physnet2 (the session's flat physnet1 may be
+    # taken by another test's network).
     external = openstack_cli(
-        "network",
-        "create",
-        "--external",
-        "--provider-network-type",
-        "flat",
-        "--provider-physical-network",
-        "physnet1",
-        f"ext-{tag}",
-        "-f",
-        "json",
-    )
+        "network", "create", "--external", "--provider-network-type", "vlan",
+        "--provider-physical-network", "physnet2",
+        "--provider-segment", str(200 + int(tag, 16) % 3800), f"ext-{tag}", "-f", "json",
+    )  # fmt: skip
+
     openstack_cli(
         "subnet",
         "create",
