@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +61,6 @@ class ComputeStack:
     scheduler: Process
     agent: Process
     workdir: Path
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return self.api.url
 
     def stop(self) -> None:
         for process in (self.agent, self.scheduler):

@@ -714,7 +714,6 @@ def test_delete_on_a_host_that_is_down(world, compute_stack, admin):
         "the agent to destroy the deleted server's domain",
         compute_stack,
     )
-    services = admin.get("/os-services", params={"host": host}).json()["services"]
     wait_for(
         lambda: (
             admin.get("/os-services", params={"host": host}).json()["services"][0]["state"] == "up"
@@ -723,7 +722,6 @@ def test_delete_on_a_host_that_is_down(world, compute_stack, admin):
         "the host to be up again",
         compute_stack,
     )
-    assert services
 
 
 def test_a_floating_ip_shows_in_the_addresses(world, compute_stack, openstack_cli, admin):

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from stratus.common.config import Config, ConfigError, Option, register
 from stratus.common.db import Database, engine_from_config
-from stratus.compute import instance_metadata
+from stratus.compute import instance_metadata, states
 from stratus.compute.api.hosts import server_document
 from stratus.compute.model import Server
 from stratus.metadata.app import create_app as metadata_app
@@ -42,7 +42,11 @@ class DatabaseLookup:
     def __call__(self, instance_id: str, project_id: str) -> InstanceMetadata | None:
         with self.db.session() as session:
             server = session.get(Server, instance_id)
-            if server is None or server.project_id != project_id or server.task_state == "deleting":
+            if (
+                server is None
+                or server.project_id != project_id
+                or server.task_state == states.DELETING
+            ):
                 return None
             return instance_metadata.from_document(server_document(server))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,37 +43,28 @@ class Capacity:
     reserved_host_memory_mb: int = 512
 
 
+# task -> (what the driver does, the event that reports it done)
+_TASKS: dict[str, tuple[Callable[[Driver, dict[str, Any]], None], str]] = {
+    states.SPAWNING: (lambda d, s: d.spawn(s), "spawned"),
+    states.POWERING_OFF: (lambda d, s: d.power_off(s["id"]), "stopped"),
+    states.POWERING_ON: (lambda d, s: d.power_on(s), "started"),
+    states.REBOOTING: (lambda d, s: d.reboot(s, hard=False), "rebooted"),
+    states.REBOOTING_HARD: (lambda d, s: d.reboot(s, hard=True), "rebooted"),
+    states.PAUSING: (lambda d, s: d.pause(s["id"]), "paused"),
+    states.UNPAUSING: (lambda d, s: d.unpause(s["id"]), "unpaused"),
+    states.SUSPENDING: (lambda d, s: d.suspend(s["id"]), "suspended"),
+    states.RESUMING: (lambda d, s: d.resume(s), "resumed"),
+    states.DELETING: (lambda d, s: d.destroy(s["id"]), "deleted"),
+}
+
+
 def _call(driver: Driver, task: str, server: dict[str, Any]) -> str:
     """Carry out ``task`` for ``server``; the event that reports it done."""
-    server_id = server["id"]
-    if task == states.SPAWNING:
-        driver.spawn(server)
-        return "spawned"
-    if task == states.POWERING_OFF:
-        driver.power_off(server_id)
-        return "stopped"
-    if task == states.POWERING_ON:
-        driver.power_on(server)
-        return "started"
-    if task in (states.REBOOTING, states.REBOOTING_HARD):
-        driver.reboot(server, hard=task == states.REBOOTING_HARD)
-        return "rebooted"
-    if task == states.PAUSING:
-        driver.pause(server_id)
-        return "paused"
-    if task == states.UNPAUSING:
-        driver.unpause(server_id)
-        return "unpaused"
-    if task == states.SUSPENDING:
-        driver.suspend(server_id)
-        return "suspended"
-    if task == states.RESUMING:
-        driver.resume(server)
-        return "resumed"
-    if task == states.DELETING:
-        driver.destroy(server_id)
-        return "deleted"
-    raise DriverError(f"The task {task} is not something this host can do.")
+    if task not in _TASKS:
+        raise DriverError(f"The task {task} is not something this host can do.")
+    action, event = _TASKS[task]
+    action(driver, server)
+    return event
 
 
 class HostAgent:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 import uuid
@@ -242,8 +243,6 @@ def _networks(req: ApiRequest, apis: Neighbours, raw: Any) -> list[dict[str, Any
         item: dict[str, Any] = {"network_id": network_id}
         fixed_ip = entry.get("fixed_ip")
         if fixed_ip is not None:
-            import ipaddress
-
             try:
                 ipaddress.ip_address(fixed_ip)
             except (ValueError, TypeError):
@@ -304,7 +303,7 @@ def _group(req: ApiRequest, session: Session, values: dict[str, Any]) -> str | N
     return row.id
 
 
-def _parse(req: ApiRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+def _parse(req: ApiRequest) -> dict[str, Any]:
     document = req.json()
     if not isinstance(document, dict) or not isinstance(document.get("server"), dict):
         raise errors.BadRequest("The request body must be an object with the key 'server'.")
@@ -317,7 +316,7 @@ def _parse(req: ApiRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     if hints is not None and not isinstance(hints, dict):
         raise _bad("os:scheduler_hints", "It must be an object.")
     values["os:scheduler_hints"] = hints or {}
-    return document, values
+    return values
 
 
 @endpoint
@@ -326,7 +325,7 @@ def create(req: ApiRequest) -> Response:
     common.enforce(req, f"{RULE}:create", {"project_id": context.project_id})
     if not context.project_id:
         raise errors.BadRequest("Servers are created in a project: use a project-scoped token.")
-    _document, values = _parse(req)
+    values = _parse(req)
     name = _name(values)
     min_count = _count(values, "min_count")
     max_count = _count(values, "max_count") if "max_count" in values else min_count
