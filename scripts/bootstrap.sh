@@ -40,6 +40,9 @@ apt_packages=(
   # when qemu.conf runs guests as root) and libvirt's directories, over which
   # tests/libvirtd.py mounts the private daemon's own.
   libvirt-daemon-system libvirt-daemon-driver-qemu
+  # The libvirt driver's domain XML checked against libvirt's schemas
+  # (virt-xml-validate of libvirt-clients runs xmllint).
+  libvirt-clients libxml2-utils
   # Building libvirt-python (an sdist) into .venv, the extra "compute":
   # its headers and pkg-config to find them (gcc and python3-dev are above).
   libvirt-dev pkg-config

@@ -3,7 +3,7 @@ real systemd host.
 
 ``molecule test -s image`` creates a lab host (molecule-image, 172.31.231.51,
 through playbooks/lab.yml), generates secrets, converges playbooks/site.yml
-(common, database on SQLite, identity, image, network), converges again and fails on
+(common, database on SQLite, identity, image, network, compute), converges again and fails on
 any change (idempotence), then verifies: stratus-image.service runs hardened
 as the stratus account with its data and staging directories writable, the
 image API answers its version document and 401 without a token from the
@@ -17,7 +17,12 @@ API and agent (groups network and network_nodes): the smoke journey's router
 and floating IP answer ping from a simulated guest, both network units run as
 intended (the API hardened, the agent as root with KillMode=process), and a
 tenant network's qdhcp- namespace and dnsmasq appear, keep the same dnsmasq
-across an agent restart, and go with the network. Then it removes the host.
+across an agent restart, and go with the network. The host is also the
+compute controller and a hypervisor (groups compute and computes; QEMU
+without KVM): smoke.yml's compute journey boots the test image with user
+data, reads its DHCP lease, instance id and user data in its console log,
+pings its floating IP, stops, starts, reboots and snapshots it, deletes
+everything and proves nothing was left. Then it removes the host.
 Needs root and the lab's tools (systemd-nspawn, debootstrap).
 """
 
