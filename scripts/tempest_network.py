@@ -31,7 +31,8 @@ def wait_for_agent(api: httpx.Client, host: str, timeout: float = 60) -> None:
     sys.exit(f"tempest_network.py: the agent of {host} did not report within {timeout:.0f} s")
 
 
-def main(identity: str, password: str, network: str, agent_host: str | None = None) -> None:
+def admin_token(identity: str, password: str) -> str:
+    """A token of the bootstrap admin, scoped to the admin project."""
     login = {
         "auth": {
             "identity": {
@@ -45,7 +46,11 @@ def main(identity: str, password: str, network: str, agent_host: str | None = No
     }
     answer = httpx.post(f"{identity}/v3/auth/tokens", json=login, timeout=60)
     answer.raise_for_status()
-    headers = {"X-Auth-Token": answer.headers["X-Subject-Token"]}
+    return answer.headers["X-Subject-Token"]
+
+
+def main(identity: str, password: str, network: str, agent_host: str | None = None) -> None:
+    headers = {"X-Auth-Token": admin_token(identity, password)}
     with httpx.Client(base_url=network, headers=headers, timeout=60) as api:
         if agent_host:
             wait_for_agent(api, agent_host)
