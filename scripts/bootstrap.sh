@@ -27,7 +27,7 @@ apt_packages=(
   iputils-ping
   # The network agent: DHCP and DNS per tenant network, IPv6 router
   # advertisements, and its tests' clients.
-  dnsmasq-base radvd isc-dhcp-client
+  dnsmasq-base dnsmasq-utils radvd isc-dhcp-client  # -utils: dhcp_release(6) of stale leases
   # A stock Debian kernel under QEMU for the VLAN and GRE tests
   # (tests/stock_kernel.py): the emulator, busybox for its initramfs,
   # kmod for depmod and modprobe.

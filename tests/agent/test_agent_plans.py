@@ -253,6 +253,84 @@ def test_dnsmasq_command_line_is_static_and_bound_to_the_port() -> None:
         assert expected in argv
 
 
+LEASES = (
+    "1795767928 fa:16:3e:00:00:0a 10.0.0.10 host-10-0-0-10 *\n"
+    "1795767929 fa:16:3e:00:00:0b 10.0.0.11 * 01:fa:16:3e:00:00:0b\n"
+    "1795767930 fa:16:3e:00:00:0c 10.0.0.12 host-10-0-0-12 *\n"
+    "duid 00:01:00:01:32:9a:aa:39:fa:16:3e:45:b0:46\n"
+    "1795767931 1056853745 2001:db8::3 * 00:01:00:01:32:9a:aa:3a:fa:16:3e:00:00:0d\n"
+    "1795767932 77 2001:db8::4 * 00:02:00:00:ab:11:01:02\n"
+    "1795767933 T78 2001:db8::5 * 00:02:00:00:ab:11:01:03\n"
+    "not a lease\n"
+)
+
+
+def test_dnsmasq_lease_file_is_read_as_addresses_macs_and_client_ids() -> None:
+    leases = dhcp.LeaseFile.parse(LEASES)
+    assert leases.server_duid == "00:01:00:01:32:9a:aa:39:fa:16:3e:45:b0:46"
+    assert [(x.ip, x.version, x.mac, x.client_id, x.iaid) for x in leases.leases] == [
+        ("10.0.0.10", 4, "fa:16:3e:00:00:0a", None, None),
+        ("10.0.0.11", 4, "fa:16:3e:00:00:0b", "01:fa:16:3e:00:00:0b", None),
+        ("10.0.0.12", 4, "fa:16:3e:00:00:0c", None, None),
+        ("2001:db8::3", 6, None, "00:01:00:01:32:9a:aa:3a:fa:16:3e:00:00:0d", "1056853745"),
+        ("2001:db8::4", 6, None, "00:02:00:00:ab:11:01:02", "77"),
+        ("2001:db8::5", 6, None, "00:02:00:00:ab:11:01:03", "T78"),
+    ]
+    assert dhcp.LeaseFile.parse("").leases == []
+    # DUID-LLT and DUID-LL of Ethernet name a MAC; others (DUID-EN here) do not.
+    assert dhcp.duid_mac("00:01:00:01:32:9a:aa:3a:fa:16:3e:00:00:0d") == "fa:16:3e:00:00:0d"
+    assert dhcp.duid_mac("00:03:00:01:FA:16:3E:00:00:0E") == "fa:16:3e:00:00:0e"
+    assert dhcp.duid_mac("00:02:00:00:ab:11:01:02") is None
+    assert dhcp.duid_mac(None) is None and dhcp.duid_mac("zz") is None
+    hosts = "fa:16:3e:00:00:0a,host-10-0-0-10,10.0.0.10\nFA:16:3E:00:00:0D,web,[2001:db8::3]\n"
+    assert dhcp.host_entries(hosts) == {
+        "10.0.0.10": "fa:16:3e:00:00:0a",
+        "2001:db8::3": "fa:16:3e:00:00:0d",
+    }
+
+
+def test_leases_no_host_entry_accounts_for_are_stale() -> None:
+    leases = dhcp.LeaseFile.parse(LEASES)
+    wanted = {
+        "10.0.0.10": "fa:16:3e:00:00:0a",  # the same port: kept
+        "10.0.0.11": "fa:16:3e:00:00:99",  # the address went to a new port (MAC)
+        # 10.0.0.12: the port was deleted, or its address changed
+        "2001:db8::3": "fa:16:3e:00:00:0d",  # the DUID's MAC: kept
+        "2001:db8::4": "fa:16:3e:00:00:0e",
+        "2001:db8::5": "fa:16:3e:00:00:0f",
+    }
+    stale = dhcp.stale_leases(leases.leases, wanted, previous=wanted)
+    assert [x.ip for x in stale] == ["10.0.0.11", "10.0.0.12"]
+    # A DUID that names another MAC, or an address the old hosts file gave another MAC.
+    moved = {**wanted, "2001:db8::3": "fa:16:3e:00:00:99"}
+    previous = {**wanted, "2001:db8::4": "fa:16:3e:00:00:01"}
+    stale = dhcp.stale_leases(leases.leases, moved, previous)
+    assert [x.ip for x in stale] == ["10.0.0.11", "10.0.0.12", "2001:db8::3", "2001:db8::4"]
+    assert dhcp.stale_leases(leases.leases, {}, {}) == leases.leases
+
+    # A running dnsmasq is told by dhcp_release(6) on the DHCP device...
+    commands = [dhcp.release_command(x, "ns-1", leases.server_duid) for x in stale]
+    assert commands == [
+        ["dhcp_release", "ns-1", "10.0.0.11", "fa:16:3e:00:00:0b", "01:fa:16:3e:00:00:0b"],
+        ["dhcp_release", "ns-1", "10.0.0.12", "fa:16:3e:00:00:0c"],
+        ["dhcp_release6", "--iface", "ns-1", "--ip", "2001:db8::3", "--iaid", "1056853745",
+         "--client-id", "00:01:00:01:32:9a:aa:3a:fa:16:3e:00:00:0d",
+         "--server-id", "00:01:00:01:32:9a:aa:39:fa:16:3e:45:b0:46"],
+        ["dhcp_release6", "--iface", "ns-1", "--ip", "2001:db8::4", "--iaid", "77",
+         "--client-id", "00:02:00:00:ab:11:01:02",
+         "--server-id", "00:01:00:01:32:9a:aa:39:fa:16:3e:45:b0:46"],
+    ]  # fmt: skip
+    # ... except for what dhcp_release6 cannot say: then dnsmasq is restarted.
+    assert dhcp.release_command(leases.leases[3], "ns-1", None) is None
+    assert dhcp.release_command(leases.leases[5], "ns-1", leases.server_duid) is None
+    # ...and a dnsmasq about to start reads a lease file without them.
+    assert dhcp.LeaseFile.parse(LEASES).without(stale).splitlines() == [
+        "duid 00:01:00:01:32:9a:aa:39:fa:16:3e:45:b0:46",
+        "1795767928 fa:16:3e:00:00:0a 10.0.0.10 host-10-0-0-10 *",
+        "1795767933 T78 2001:db8::5 * 00:02:00:00:ab:11:01:03",
+    ]
+
+
 def test_a_network_without_dhcp_subnets_is_not_served() -> None:
     net = b.network("vxlan", segmentation_id=5)
     sub = b.subnet(net, "10.0.0.0/24", enable_dhcp=False)

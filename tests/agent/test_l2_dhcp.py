@@ -13,12 +13,13 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.agent import builders as b
-from tests.agent.conftest import PYTHON, SimHost, SimLab, kernel_can, routes_121
+from tests.agent.conftest import PYTHON, Guest, SimHost, SimLab, kernel_can, routes_121
 
 
 def report_of(result: Any) -> dict[str, Any]:
@@ -250,8 +251,9 @@ def test_second_pass_changes_nothing_and_updates_go_by_sighup(sim_lab: SimLab) -
     assert f"tap{vm2['id'][:11]}" in changes  # the monitor does see the agent's changes
     assert dnsmasq_pids(h1) == [pid]
     assert f"{vm2['mac_address']},host-10-10-0-50,10.10.0.50" in (files / "host").read_text()
-    # The lease file was kept (the old lease is there until the guest renews).
-    assert vm["mac_address"] in (files / "leases").read_text()
+    # The lease on the old address was released (another port may get it now);
+    # dnsmasq was signalled, not restarted.
+    assert "10.10.0.37" not in (files / "leases").read_text()
     assert guest2.dhcp()["ip"] == "10.10.0.50"
     # The guest asks for its old address again; dnsmasq (authoritative) says no
     # and hands out the new one.
@@ -455,3 +457,128 @@ def test_a_changed_segment_replaces_the_old_one(sim_lab: SimLab) -> None:
     h1.agent(docs)
     names = h1.link_names()
     assert "vxlan-6" in names and "vxlan-5" not in names
+
+
+# --- an address that changes hands -----------------------------------------------------
+
+
+def _hand_over(sim_lab: SimLab) -> tuple[SimHost, dict[str, Any], Guest, str, str, Path]:
+    """Port A's guest leases 10.10.0.3; then A is deleted and port B gets 10.10.0.3.
+
+    Returns the host, the documents with B (not yet applied), B's guest,
+    A's and B's MACs and dnsmasq's lease file. A's guest is gone (its tap
+    deleted) but its lease is in dnsmasq for another day, as after a deleted
+    VM. A bystander C (10.10.0.4) keeps its port and lease.
+    """
+    h1, net, sub = flat_setup(sim_lab)
+    dhcp = b.dhcp_port(net, sub, "10.10.0.2", "h1")
+    old = b.port(net, sub, "10.10.0.3", "h1")
+    bystander = b.port(net, sub, "10.10.0.4", "h1")
+    docs = b.docs(networks=[net], subnets=[sub], ports=[dhcp, old, bystander])
+    guest_a = h1.guest(old["id"], old["mac_address"])
+    guest_c = h1.guest(bystander["id"], bystander["mac_address"])
+    h1.agent(docs)
+    assert guest_a.dhcp()["ip"] == "10.10.0.3"
+    assert guest_c.dhcp()["ip"] == "10.10.0.4"
+    leases = h1.state_path / "dhcp" / net["id"] / "leases"
+    assert f" {old['mac_address']} 10.10.0.3 " in leases.read_text()
+    h1.run(["ip", "link", "del", f"tap{old['id'][:11]}"])  # the VM is gone
+
+    new = b.port(net, sub, "10.10.0.3", "h1")
+    docs["ports"] = [dhcp, new, bystander]
+    guest_b = h1.guest(new["id"], new["mac_address"])
+    return h1, docs, guest_b, old["mac_address"], new["mac_address"], leases
+
+
+def _bystander_kept(leases: Path) -> bool:
+    return " 10.10.0.4 host-10-10-0-4 " in leases.read_text()
+
+
+def test_an_address_given_to_a_new_port_is_released_from_the_old_lease(sim_lab: SimLab) -> None:
+    h1, docs, guest_b, old_mac, new_mac, leases = _hand_over(sim_lab)
+    (pid,) = dnsmasq_pids(h1)
+    h1.agent(docs)
+    assert dnsmasq_pids(h1) == [pid]  # a SIGHUP, not a restart: other leases stay
+    assert guest_b.dhcp(timeout=8)["ip"] == "10.10.0.3"
+    assert old_mac not in leases.read_text()
+    assert _bystander_kept(leases)
+    assert f" {new_mac} 10.10.0.3 " in leases.read_text()
+
+
+def test_stale_leases_are_released_by_an_agent_that_did_not_see_the_change(
+    sim_lab: SimLab,
+) -> None:
+    """The hosts file already says B, as an agent without lease release left it."""
+    h1, docs, guest_b, old_mac, new_mac, leases = _hand_over(sim_lab)
+    hosts = leases.with_name("host")
+    hosts.write_text(f"{new_mac},host-10-10-0-3,10.10.0.3\n")
+    (pid,) = dnsmasq_pids(h1)
+    h1.run(["kill", "-HUP", str(pid)])
+    assert old_mac in leases.read_text()
+
+    h1.agent(docs)  # a new agent process: all it knows is the lease file and the API
+    assert dnsmasq_pids(h1) == [pid]
+    assert guest_b.dhcp(timeout=8)["ip"] == "10.10.0.3"
+    assert old_mac not in leases.read_text()
+    assert _bystander_kept(leases)
+
+
+def test_stale_leases_are_dropped_before_dnsmasq_starts(sim_lab: SimLab) -> None:
+    """dnsmasq died (a reboot, a crash) holding A's lease; it reads the lease file at start."""
+    h1, docs, guest_b, old_mac, _, leases = _hand_over(sim_lab)
+    (pid,) = dnsmasq_pids(h1)
+    h1.run(["kill", "-9", str(pid)])
+    assert old_mac in leases.read_text()
+
+    h1.agent(docs)
+    assert dnsmasq_pids(h1) not in ([], [pid])
+    assert guest_b.dhcp(timeout=8)["ip"] == "10.10.0.3"
+    assert old_mac not in leases.read_text()
+    assert _bystander_kept(leases)
+
+
+def test_without_dhcp_release_dnsmasq_restarts_without_the_stale_leases(sim_lab: SimLab) -> None:
+    """A host without dnsmasq-utils: dnsmasq is restarted with the stale leases dropped."""
+    h1, docs, guest_b, old_mac, _, leases = _hand_over(sim_lab)
+    (pid,) = dnsmasq_pids(h1)
+    snapshot = h1.workdir / "snapshot.json"
+    snapshot.write_text(json.dumps(docs))
+    # dhcp_release is in /usr/bin; ip, nft and dnsmasq in /usr/sbin.
+    result = h1.run(
+        ["env", "PATH=/usr/sbin", PYTHON, "-m", "stratus.network.agent.main",
+         "--config-file", str(h1.config_path), "--once", "--snapshot", str(snapshot)],
+    )  # fmt: skip
+    assert "restarting dnsmasq to drop stale leases" in result.stderr
+    assert dnsmasq_pids(h1) not in ([], [pid])
+    assert guest_b.dhcp(timeout=8)["ip"] == "10.10.0.3"
+    assert old_mac not in leases.read_text()
+    assert _bystander_kept(leases)
+
+
+def test_a_dhcpv6_address_given_to_a_new_port_is_released_from_the_old_lease(
+    sim_lab: SimLab,
+) -> None:
+    h1, net, _ = flat_setup(sim_lab)
+    sub6 = b.subnet(
+        net,
+        "2001:db8:7::/64",
+        ipv6_address_mode="dhcpv6-stateful",
+        ipv6_ra_mode="dhcpv6-stateful",
+    )
+    dhcp = b.dhcp_port(net, sub6, "2001:db8:7::2", "h1")
+    old = b.port(net, sub6, "2001:db8:7::3", "h1")
+    docs = b.docs(networks=[net], subnets=[sub6], ports=[dhcp, old])
+    guest_a = h1.guest(old["id"], old["mac_address"])
+    h1.agent(docs)
+    assert guest_a.dhcp6()["ip"] == "2001:db8:7::3"
+    leases = h1.state_path / "dhcp" / net["id"] / "leases"
+    assert " 2001:db8:7::3 " in leases.read_text()
+    h1.run(["ip", "link", "del", f"tap{old['id'][:11]}"])  # the VM is gone
+
+    new = b.port(net, sub6, "2001:db8:7::3", "h1")
+    docs["ports"] = [dhcp, new]
+    guest_b = h1.guest(new["id"], new["mac_address"])
+    (pid,) = dnsmasq_pids(h1)
+    h1.agent(docs)
+    assert dnsmasq_pids(h1) == [pid]
+    assert guest_b.dhcp6(timeout=8)["ip"] == "2001:db8:7::3"

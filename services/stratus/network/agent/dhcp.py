@@ -22,6 +22,23 @@ signal: dnsmasq keeps running and its leases stay. dnsmasq is restarted only
 when its command line must change (a subnet added or removed, a new DHCP
 port). Nothing is rewritten or signalled when nothing changed.
 
+Leases that no longer match a host entry are released. dnsmasq keeps a lease
+for a day (``LEASE_SECONDS``) and will not give a configured address to one
+MAC while another MAC holds a lease on it ("not using configured address ...
+because it is leased to ..."), so a port deleted and its address given to a
+new port (the IPAM hands out the lowest free address) would leave the new
+guest without an address. Each pass therefore reads dnsmasq's lease file and
+compares it with the host entries: a lease on an address no entry has, or
+held by another MAC than the entry's (for DHCPv6, by a client whose DUID
+names another MAC, or on an address the previous hosts file gave another
+MAC), is stale. A running dnsmasq is told to drop it, before it is signalled,
+with ``dhcp_release`` (``dhcp_release6`` for DHCPv6) of Debian's
+``dnsmasq-utils``, run inside the namespace on the DHCP device, as Neutron's
+DHCP agent does; a dnsmasq about to be started gets a lease file without
+them (it reads that file only when it starts). Nothing depends on what an
+earlier agent process saw: a restarted agent finds the same stale leases.
+Without ``dhcp_release`` the agent restarts dnsmasq instead.
+
 DNS: dnsmasq answers the names of the network's ports (``dns_name``, else
 ``host-<ip with dashes>``, in the ``openstacklocal`` domain) and nothing
 else (``--no-resolv``, ``--no-hosts``): a guest that needs other names gets
@@ -49,7 +66,8 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +90,12 @@ from stratus.network.agent.state import (
 log = logging.getLogger(__name__)
 
 DNSMASQ = "/usr/sbin/dnsmasq"
+# Debian's dnsmasq-utils: make the dnsmasq of an interface drop a lease.
+DHCP_RELEASE = "dhcp_release"
+DHCP_RELEASE6 = "dhcp_release6"
+# How long a released lease may stay in the lease file (dnsmasq rewrites it
+# once it handled the release) before the agent says it is still there.
+RELEASE_WAIT_SECONDS = 2.0
 LEASE_SECONDS = 86400
 DNS_DOMAIN = "openstacklocal"
 NAMESPACE_PREFIX = "qdhcp-"
@@ -234,6 +258,146 @@ def directory(config: HostConfig, network_id: str) -> Path:
     return Path(config.state_dir) / "dhcp" / network_id
 
 
+# --- leases (pure) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A line of dnsmasq's lease file.
+
+    IPv4: ``<expiry> <MAC> <address> <hostname|*> <client id|*>``; IPv6:
+    ``<expiry> <IAID, T-prefixed for a temporary address> <address>
+    <hostname|*> <client DUID|*>``. ``mac`` is None for IPv6 leases, which
+    name their client by DUID only.
+    """
+
+    line: str
+    ip: str
+    version: int
+    mac: str | None
+    client_id: str | None
+    iaid: str | None
+
+
+@dataclass(frozen=True)
+class LeaseFile:
+    """dnsmasq's lease file: its DHCPv6 server DUID (``duid`` line), leases, other lines."""
+
+    server_duid: str | None
+    leases: list[Lease]
+
+    @classmethod
+    def parse(cls, text: str) -> LeaseFile:
+        server_duid: str | None = None
+        leases: list[Lease] = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "duid":
+                server_duid = server_duid or parts[1]
+                continue
+            if len(parts) != 5:
+                continue
+            try:
+                address = ipaddress.ip_address(parts[2].strip("[]"))
+            except ValueError:
+                continue
+            client_id = None if parts[4] == "*" else parts[4].lower()
+            if address.version == 4:
+                leases.append(Lease(line, address.compressed, 4, parts[1].lower(), client_id, None))
+            else:
+                leases.append(Lease(line, address.compressed, 6, None, client_id, parts[1]))
+        return cls(server_duid, leases)
+
+    def without(self, stale: Iterable[Lease]) -> str:
+        """The file's text less the ``stale`` leases (what dnsmasq would write after releases)."""
+        drop = {lease.line for lease in stale}
+        kept = []
+        if self.server_duid:
+            kept.append(f"duid {self.server_duid}")
+        kept += [lease.line for lease in self.leases if lease.line not in drop]
+        return "".join(line + "\n" for line in kept)
+
+
+def host_entries(hosts: str) -> dict[str, str]:
+    """address -> MAC of a hosts file's lines (``mac,name,ip`` or ``mac,name,[ipv6]``)."""
+    entries: dict[str, str] = {}
+    for line in hosts.splitlines():
+        fields = line.strip().split(",")
+        if len(fields) < 3:
+            continue
+        try:
+            address = ipaddress.ip_address(fields[-1].strip().strip("[]"))
+        except ValueError:
+            continue
+        entries[address.compressed] = fields[0].strip().lower()
+    return entries
+
+
+def duid_mac(duid: str | None) -> str | None:
+    """The Ethernet MAC in a DUID-LLT or DUID-LL (``00:01:00:01:...``), else None."""
+    if not duid:
+        return None
+    try:
+        raw = bytes.fromhex(duid.replace(":", ""))
+    except ValueError:
+        return None
+    kind, hardware = int.from_bytes(raw[0:2], "big"), int.from_bytes(raw[2:4], "big")
+    if hardware != 1:
+        return None
+    if kind == 1 and len(raw) == 14:
+        mac = raw[8:]
+    elif kind == 3 and len(raw) == 10:
+        mac = raw[4:]
+    else:
+        return None
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def stale_leases(
+    leases: Iterable[Lease], wanted: Mapping[str, str], previous: Mapping[str, str]
+) -> list[Lease]:
+    """The leases no host entry of ``wanted`` (address -> MAC) accounts for.
+
+    IPv4: the lease's (address, MAC) must be an entry. IPv6 leases carry no
+    MAC: the address must be an entry, the client's DUID must not name
+    another MAC, and ``previous`` (the hosts file dnsmasq had until now)
+    must not have given the address to another MAC.
+    """
+    stale = []
+    for lease in leases:
+        mac = wanted.get(lease.ip)
+        if mac is None:
+            stale.append(lease)
+        elif lease.version == 4:
+            if lease.mac != mac:
+                stale.append(lease)
+        elif duid_mac(lease.client_id) not in (None, mac) or previous.get(lease.ip) not in (
+            None,
+            mac,
+        ):
+            stale.append(lease)
+    return stale
+
+
+def release_command(lease: Lease, interface: str, server_duid: str | None) -> list[str] | None:
+    """The ``dhcp_release``/``dhcp_release6`` command that drops ``lease``; None if none can."""
+    if lease.version == 4:
+        argv = [DHCP_RELEASE, interface, lease.ip, lease.mac or ""]
+        if lease.client_id:
+            argv.append(lease.client_id)
+        return argv
+    if not (server_duid and lease.client_id and lease.iaid and lease.iaid.isdigit()):
+        return None  # no server DUID yet, an unknown client, or a temporary address
+    return [
+        DHCP_RELEASE6,
+        "--iface", interface,
+        "--ip", lease.ip,
+        "--iaid", lease.iaid,
+        "--client-id", lease.client_id,
+        "--server-id", server_duid,
+    ]  # fmt: skip
+
+
 # --- dnsmasq processes -----------------------------------------------------------
 
 
@@ -251,6 +415,42 @@ def running_pid(config: HostConfig, network_id: str) -> int | None:
 def _stop(directory_path: Path) -> None:
     """Stop every dnsmasq using files under ``directory_path`` (also with its pid file lost)."""
     daemons.stop("dnsmasq", _pid_marker(directory_path))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _release(network_id: str, leases_path: Path, commands: dict[str, list[str]]) -> None:
+    """Run the release ``commands`` (lease line -> argv); warn about leases still there."""
+    namespace = dhcp_namespace(network_id)
+    for line, argv in commands.items():
+        log.info("network %s: releasing the stale lease %r", network_id, line)
+        result = namespaces.run(argv, namespace, check=False)
+        if result.returncode != 0:
+            log.warning(
+                "network %s: %s failed (%d): %s",
+                network_id,
+                argv[0],
+                result.returncode,
+                result.stderr.strip(),
+            )
+    # dnsmasq handles the releases as packets, then rewrites its lease file.
+    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
+    while True:
+        left = set(commands) & {x.line for x in LeaseFile.parse(_read(leases_path)).leases}
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if left:
+        log.warning(
+            "network %s: leases still there after their release (the next pass retries): %s",
+            network_id,
+            sorted(left),
+        )
 
 
 def _ensure_device(
@@ -339,6 +539,28 @@ def ensure(snapshot: Snapshot, config: HostConfig, network: Network, port: Port)
     d.mkdir(parents=True, exist_ok=True)
     d.chmod(0o755)
     files = render(snapshot, network, port)
+    argv = command(snapshot, config, network, port)
+    pid = running_pid(config, network.id)
+    if pid is not None and daemons.cmdline(pid) != argv:
+        log.info("dnsmasq of network %s: command line changed, restarting", network.id)
+        pid = None
+    # Leases of addresses that went or changed hands: see the module's docstring.
+    wanted, previous = host_entries(files.hosts), host_entries(_read(d / "host"))
+    leases = LeaseFile.parse(_read(d / "leases"))
+    outdated = stale_leases(leases.leases, wanted, previous)
+    if pid is not None and outdated:
+        interface = dhcp_interface_name(port.id)
+        commands = {x.line: release_command(x, interface, leases.server_duid) for x in outdated}
+        if all(c and shutil.which(c[0]) for c in commands.values()):
+            _release(network.id, d / "leases", {k: c for k, c in commands.items() if c})
+        else:
+            log.warning(
+                "network %s: restarting dnsmasq to drop stale leases it cannot be told to "
+                "release (no DHCPv6 server DUID yet, or no %s of package dnsmasq-utils)",
+                network.id,
+                DHCP_RELEASE,
+            )
+            pid = None
     changed = False
     for name, text in (
         ("host", files.hosts),
@@ -346,16 +568,19 @@ def ensure(snapshot: Snapshot, config: HostConfig, network: Network, port: Port)
         ("opts", files.opts),
     ):
         changed |= daemons.write(d / name, text)
-    argv = command(snapshot, config, network, port)
-    pid = running_pid(config, network.id)
-    if pid is not None and daemons.cmdline(pid) == argv:
+    if pid is not None:
         if changed:
             log.info("dnsmasq of network %s: files changed, SIGHUP", network.id)
             os.kill(pid, signal.SIGHUP)
         return
-    if pid is not None:
-        log.info("dnsmasq of network %s: command line changed, restarting", network.id)
     _stop(d)
+    # dnsmasq reads its lease file only when it starts: stale leases must be gone by then.
+    leases = LeaseFile.parse(_read(d / "leases"))  # as the stopped dnsmasq left it
+    outdated = stale_leases(leases.leases, wanted, previous)
+    if outdated:
+        lines = sorted(x.line for x in outdated)
+        log.info("network %s: dropping stale leases %s", network.id, lines)
+        daemons.write(d / "leases", leases.without(outdated))
     pid = daemons.start(argv, dhcp_namespace(network.id), d / "pid")
     log.info("dnsmasq of network %s started (pid %d)", network.id, pid)
 
