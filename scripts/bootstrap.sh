@@ -75,6 +75,6 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --upgrade pip setuptools wheel
-"$venv/bin/pip" install -q -e "$here[postgresql,compute]" -r "$here/requirements/dev.txt"
+"$venv/bin/pip" install -q -e "${here}[postgresql,compute]" -r "$here/requirements/dev.txt"
 echo "$want" > "$stamp"
 echo "bootstrap: $venv is ready"

@@ -75,6 +75,28 @@ def test_oversized_bodies(client, admin, path, method):
     compute_error(response, 413)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"createImage": None},
+        {"createImage": []},
+        {"createImage": {"name": 5}},
+        {"rebuild": "x"},
+        {"rebuild": {"imageRef": 5}},
+        {"resize": {"flavorRef": None}},
+        {"resize": []},
+        {"confirmResize": {"x": 1}},
+        {"revertResize": [1]},
+    ],
+    ids=lambda body: next(iter(body)),
+)
+def test_server_actions_with_bad_arguments(client, admin, body):
+    """The actions of server_lifecycle on a server that does not exist:
+    their arguments are checked first (400) or the server is missed (404)."""
+    response = client.post(f"/v2.1/servers/{UNKNOWN}/action", json=body, headers=admin)
+    compute_error(response, 400, 404)
+
+
 def test_wrong_media_type(client, admin):
     response = client.post(
         "/v2.1/flavors", content=b"{}", headers={**admin, "Content-Type": "text/plain"}

@@ -268,10 +268,63 @@ def test_lists_filters_and_pages(world, compute_stack):
     assert set(ids) <= {s["id"] for s in by_ip}
     renamed = client.put(f"/servers/{ids[0]}", json={"server": {"name": "renamed"}})
     assert renamed.json()["server"]["name"] == "renamed"
+    # Nova answers an update with the server without its extended attributes.
+    assert not {k for k in renamed.json()["server"] if k.startswith(("OS-EXT", "OS-SRV"))}
+    assert "key_name" not in renamed.json()["server"]
+    assert renamed.json()["server"]["addresses"]
+    for entries in renamed.json()["server"]["addresses"].values():
+        assert all(set(a) == {"version", "addr"} for a in entries)
     for server_id in ids:
         assert client.delete(f"/servers/{server_id}").status_code == 204
     for server_id in ids:
         wait_gone(world, compute_stack, server_id)
+
+
+def test_access_addresses_are_checked_and_canonical(world, compute_stack):
+    client = world["client"]
+    before = client.get("/servers").json()["servers"]
+    for field, bad in (("accessIPv4", "1.1.1.1.1.1"), ("accessIPv6", "notvalid")):
+        answer = client.post(
+            "/servers",
+            json={
+                "server": {
+                    "name": "bad-access",
+                    "imageRef": world["image"]["id"],
+                    "flavorRef": world["flavor"]["id"],
+                    "networks": [{"uuid": world["network"]["id"]}],
+                    field: bad,
+                }
+            },
+        )
+        assert field in compute_error(answer, 400)
+    assert client.get("/servers").json()["servers"] == before
+    answer = boot(
+        world,
+        f"access-{world['tag']}",
+        accessIPv4="1.1.1.1",
+        accessIPv6="0000:0000:0000:0000:0000:babe:220.12.22.2",
+    )
+    made = answer.json()["server"]
+    try:
+        # Nova's request ID header too: it finds the request's instance action.
+        request_id = answer.headers["x-compute-request-id"]
+        assert request_id == answer.headers["x-openstack-request-id"]
+        action = client.get(f"/servers/{made['id']}/os-instance-actions/{request_id}")
+        assert action.json()["instanceAction"]["action"] == "create"
+        assert client.get("/flavors").headers["x-compute-request-id"].startswith("req-")
+        shown = server(world, made["id"])
+        assert (shown["accessIPv4"], shown["accessIPv6"]) == ("1.1.1.1", "::babe:dc0c:1602")
+        changed = client.put(
+            f"/servers/{made['id']}", json={"server": {"accessIPv6": "2001:DB8:0:0::1"}}
+        )
+        assert changed.json()["server"]["accessIPv6"] == "2001:db8::1"
+        bad = client.put(f"/servers/{made['id']}", json={"server": {"accessIPv4": "2001:db8::1"}})
+        compute_error(bad, 400)
+        cleared = client.put(f"/servers/{made['id']}", json={"server": {"accessIPv4": None}})
+        assert cleared.json()["server"]["accessIPv4"] == ""
+    finally:
+        client.delete(f"/servers/{made['id']}")
+        wait_gone(world, compute_stack, made["id"])
 
 
 def test_bad_requests_make_nothing(world, compute_stack, openstack_cli):
@@ -515,6 +568,8 @@ def test_hosts_zones_and_a_disabled_host(world, compute_stack, admin, openstack_
     fake = {h["hypervisor_hostname"]: h for h in hypervisors}
     assert {"fake-1", "fake-2"} <= set(fake)
     assert fake["fake-1"]["state"] == "up" and fake["fake-1"]["vcpus"] == 16
+    # The fake driver names no address: the one its agent reports from.
+    assert fake["fake-1"]["host_ip"] == "127.0.0.1"
     stats = admin.get("/os-hypervisors/statistics").json()["hypervisor_statistics"]
     assert stats["count"] >= 2 and stats["vcpus"] >= 32
     services = openstack_cli("compute", "service", "list", "-f", "json")
@@ -539,6 +594,17 @@ def test_hosts_zones_and_a_disabled_host(world, compute_stack, admin, openstack_
             wait_status(world, compute_stack, server_id, "ACTIVE")
         hosts = {admin.get(f"/servers/{i}").json()["server"]["OS-EXT-SRV-ATTR:host"] for i in ids}
         assert hosts == {"fake-2"}
+        # Nova's hypervisor search and servers (up to 2.52): by a part of the name.
+        found = admin.get("/os-hypervisors/fake-2/servers").json()["hypervisors"]
+        assert [h["hypervisor_hostname"] for h in found] == ["fake-2"]
+        assert set(ids) <= {s["uuid"] for s in found[0]["servers"]}
+        searched = admin.get("/os-hypervisors/fake-/search").json()["hypervisors"]
+        assert {"fake-1", "fake-2"} <= {h["hypervisor_hostname"] for h in searched}
+        assert "servers" not in searched[0]
+        compute_error(admin.get("/os-hypervisors/nowhere/search"), 404)
+        compute_error(admin.get("/os-hypervisors/nowhere/servers"), 404)
+        compute_error(world["client"].get("/os-hypervisors/fake/search"), 403)
+        compute_error(world["client"].get("/os-hypervisors/fake/servers"), 403)
         listed = admin.get("/os-services", params={"host": "fake-1"}).json()["services"]
         assert listed[0]["status"] == "disabled" and listed[0]["disabled_reason"] == "maintenance"
         for server_id in ids:

@@ -24,7 +24,12 @@ compute host runs both in the same namespace and needs no argument.
 - ``test_failed_spawns_leave_nothing`` checks the refusals and that a
   spawn failing at each stage leaves no domain, directory or cache entry;
 - ``test_the_host_and_domains_that_are_not_servers``: ``host_info``, and
-  domains not named ``instance-*`` are neither reported nor touched.
+  domains not named ``instance-*`` are neither reported nor touched;
+- ``test_snapshot_rebuild_and_resize_in_place``: a running guest's
+  snapshot is a standalone qcow2 that boots, a same-host resize changes
+  the domain's vCPUs, memory and disk and is reverted and confirmed, a
+  rebuild keeps a preserved ephemeral disk, and a port is hot-plugged and
+  unplugged.
 """
 
 from __future__ import annotations
@@ -523,3 +528,128 @@ def test_the_host_and_domains_that_are_not_servers(host: Host) -> None:
     with pytest.raises(DriverError, match="not a server's"):
         host.driver.destroy(other)
     assert host.domain(other) is not None
+
+
+def _resize(server: dict[str, Any], host: str, new: dict[str, Any], dest: str = "") -> None:
+    """``server`` as the API gives it to its agent during a resize to ``new``."""
+    server["migration"] = {
+        "id": str(uuid.uuid4()),
+        "source_host": host,
+        "dest_host": dest or host,
+        "old_flavor": dict(server["flavor"]),
+        "new_flavor": new,
+        "old_vm_state": states.ACTIVE,
+        "status": "migrating",
+    }
+
+
+def test_snapshot_rebuild_and_resize_in_place(
+    host: Host, guest_image: Path, dhcp_network: str, tmp_path: Path
+) -> None:
+    """A running guest's snapshot is a standalone qcow2 that boots; the
+    guest runs on without a reboot. A same-host resize grows the root disk
+    and changes the domain's vCPUs and memory; a revert brings back the
+    disk and the size from before, a confirm drops the copy. A rebuild
+    makes a new root disk and keeps a preserved ephemeral disk. A port is
+    hot-plugged into the running guest and unplugged again."""
+    import libvirt
+
+    driver = host.driver
+    image_id = host.images.add(guest_image / "stratus-test.qcow2", "qcow2")
+    server = server_document(image_id, disk=1, ephemeral=1, config=True)
+    sid = server["id"]
+    directory = host.instances / sid
+    driver.spawn(server)
+    host.wait_for(sid, "stratus-test: ready")
+
+    # Snapshot, running: saved and restored, not rebooted.
+    snapshot = tmp_path / "snapshot.qcow2"
+    driver.snapshot(server, snapshot)
+    info = qemu_img_info(snapshot)
+    assert info["format"] == "qcow2" and "backing-filename" not in info
+    assert info["virtual-size"] == 1 << 30
+    assert driver.power_states()[sid] == states.RUNNING
+    assert host.console(sid).count("stratus-test: booted") == 1
+    assert not host.domain(sid).hasManagedSaveImage(0)
+    # It boots.
+    child = server_document(host.images.add(snapshot, "qcow2"), disk=1, config=True)
+    driver.spawn(child)
+    console = host.wait_for(child["id"], "stratus-test: ready")
+    assert f"instance-id {child['id']}" in console
+    driver.destroy(child["id"])
+
+    # Resize in place: 1 -> 2 vCPUs, 256 -> 384 MiB, disk 1 -> 2 GiB.
+    bigger = {
+        **server["flavor"],
+        "id": "f2",
+        "name": "m1.bigger",
+        "vcpus": 2,
+        "ram": 384,
+        "disk": 2,
+    }
+    _resize(server, "compute-test", bigger)
+    with pytest.raises(DriverError, match="own host only"):
+        driver.migrate_disk_and_power_off({**server, "migration": {
+            **server["migration"], "dest_host": "elsewhere"}})  # fmt: skip
+    driver.migrate_disk_and_power_off(server)
+    assert driver.power_states()[sid] == states.SHUTDOWN
+    assert (directory / "disk.resize-backup").exists()
+    resized = {**server, "flavor": bigger}
+    driver.finish_migration(resized)
+    assert driver.power_states()[sid] == states.RUNNING
+    xml = host.xml(sid)
+    assert xml.findtext("vcpu") == "2" and int(xml.findtext("memory") or 0) == 384 * 1024
+    assert host.domain(sid).info()[3] == 2  # the running guest's vCPUs
+    assert qemu_img_info(directory / "disk")["virtual-size"] == 2 << 30
+    host.wait_for(sid, "stratus-test: ready", count=2)
+
+    # Revert: the disk and size from before.
+    driver.finish_revert_migration(resized)
+    xml = host.xml(sid)
+    assert xml.findtext("vcpu") == "1" and int(xml.findtext("memory") or 0) == 256 * 1024
+    assert qemu_img_info(directory / "disk")["virtual-size"] == 1 << 30
+    assert not (directory / "disk.resize-backup").exists()
+    assert driver.power_states()[sid] == states.RUNNING
+    host.wait_for(sid, "stratus-test: ready", count=3)
+
+    # Again, and confirmed.
+    driver.migrate_disk_and_power_off(server)
+    driver.finish_migration(resized)
+    driver.confirm_migration(resized)
+    assert not (directory / "disk.resize-backup").exists()
+    assert host.xml(sid).findtext("vcpu") == "2"
+    host.wait_for(sid, "stratus-test: ready", count=4)
+    server = {**resized, "migration": None}
+
+    # Rebuild from the snapshot, the ephemeral disk kept.
+    ephemeral = directory / "disk.local"
+    stamp = ephemeral.stat().st_ino, ephemeral.stat().st_mtime_ns
+    steps: list[str] = []
+    server.update(image_id=child["image_id"], task_args={"preserve_ephemeral": True})
+    driver.rebuild(server, steps.append)
+    assert steps == [states.REBUILD_SPAWNING]
+    assert (ephemeral.stat().st_ino, ephemeral.stat().st_mtime_ns) == stamp
+    root = qemu_img_info(directory / "disk")
+    assert root["backing-filename"] == str(host.instances / "_base" / child["image_id"])
+    assert root["virtual-size"] == 2 << 30
+    assert driver.power_states()[sid] == states.RUNNING
+    console = host.wait_for(sid, "stratus-test: ready", count=5)
+    assert console.count("stratus-test: power button: powering off") >= 2
+
+    # A port hot-plugged into the running guest, and out again.
+    nic = port(dhcp_network, MAC, 1450, GUEST_IP)
+    tap = tap_name(nic["port_id"])
+    driver.attach_interface(server, nic)
+    driver.attach_interface(server, nic)  # once only
+    live = [i for i in host.xml(sid).iter("interface")]
+    assert [i.find("target").get("dev") for i in live] == [tap]  # type: ignore[union-attr]
+    inactive = ET.fromstring(host.domain(sid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    assert len(list(inactive.iter("interface"))) == 1
+    assert host.link(tap) is not None
+    driver.detach_interface(server, nic)
+    assert list(host.xml(sid).iter("interface")) == []
+    inactive = ET.fromstring(host.domain(sid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    assert list(inactive.iter("interface")) == []
+    assert host.link(tap) is None
+    driver.destroy(sid)
+    assert not directory.exists()

@@ -251,7 +251,7 @@ def test_bad_image_data_is_refused(tmp_path: Path, changes: dict[str, Any], mess
     assert not (tmp_path / "data").exists()
 
 
-def test_compute_s_service_user_may_read_every_image() -> None:
+def test_compute_s_service_user_may_read_every_image_and_upload_snapshots() -> None:
     from stratus.common.policy import Enforcer
     from stratus.image.policies import RULES
 
@@ -263,5 +263,11 @@ def test_compute_s_service_user_may_read_every_image() -> None:
     assert enforcer.check("image:download_image", service, private)
     assert not enforcer.check("image:get_images", service, {"target": {}})
     assert not enforcer.check("image:modify_image", service, private)
+    # Server snapshots: the agent uploads into the image the user's token
+    # made, and deletes it when the snapshot failed; nothing more.
+    assert enforcer.check("image:upload_image", service, private)
+    assert enforcer.check("image:delete_image", service, private)
+    for rule in ("image:add_image", "image:publicize_image", "image:add_member"):
+        assert not enforcer.check(rule, service, private), rule
     member = {"user_id": "u", "roles": ["member", "reader"], "project_id": "p"}
     assert not enforcer.check("image:see_all", member, {"target": {}})

@@ -299,3 +299,56 @@ def test_subnets_missing_from_the_details_are_read(tmp_path: Path) -> None:
     # Complete details: the network API is not asked.
     driver(tmp_path, subnets=Subnets())._with_subnets(completed)
     assert asked == [["s2"]]
+
+
+def test_a_domain_resized_and_a_nic_to_hot_plug() -> None:
+    from stratus.compute.agent.domain_xml import interface, resized
+
+    spec = BASE.__class__(**{**BASE.__dict__, "labels": {"flavor": "m1.small"}})
+    xml = build(spec)
+    # What libvirt gives back: memory in KiB, currentMemory beside it.
+    domain = ET.fromstring(xml)
+    memory = domain.find("memory")
+    assert memory is not None
+    memory.set("unit", "KiB")
+    memory.text = str(512 * 1024)
+    current = ET.SubElement(domain, "currentMemory", unit="KiB")
+    current.text = str(512 * 1024)
+    changed = ET.fromstring(resized(ET.tostring(domain, encoding="unicode"), 1024, 4, "m1.big"))
+    assert changed.findtext("vcpu") == "4"
+    for tag in ("memory", "currentMemory"):
+        element = changed.find(tag)
+        assert element is not None and element.get("unit") == "MiB" and element.text == "1024"
+    assert changed.findtext(f"metadata/{{{NAMESPACE}}}instance/{{{NAMESPACE}}}flavor") == "m1.big"
+    assert len(list(changed.iter("disk"))) == len(list(domain.iter("disk")))
+    with pytest.raises(DomainSpecError):
+        resized(xml, 0, 1)
+
+    nic = ET.fromstring(
+        interface(Interface("brq0123456789a", "tap0123456789a", "FA:16:3E:00:00:01", 1450))
+    )
+    assert nic.tag == "interface" and nic.get("type") == "bridge"
+    assert nic.find("mac").get("address") == "fa:16:3e:00:00:01"  # type: ignore[union-attr]
+    assert nic.find("target").get("dev") == "tap0123456789a"  # type: ignore[union-attr]
+    with pytest.raises(DomainSpecError, match="unicast"):
+        interface(Interface("brq0123456789a", "tap0123456789a", "01:16:3e:00:00:01"))
+
+
+def test_the_fake_driver_s_snapshot_is_a_valid_qcow2(tmp_path: Path) -> None:
+    from stratus.compute.agent.fake import empty_qcow2
+
+    path = tmp_path / "empty.qcow2"
+    path.write_bytes(empty_qcow2(3 << 30))
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed (Debian package qemu-utils)")
+    subprocess.run(["qemu-img", "check", "-f", "qcow2", str(path)], check=True, capture_output=True)
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", "-f", "qcow2", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    import json
+
+    described = json.loads(info.stdout)
+    assert described["virtual-size"] == 3 << 30 and "backing-filename" not in described

@@ -127,6 +127,9 @@ class ComputeHost(Base):
     disk_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     # Memory kept for the host itself, never handed to guests.
     reserved_host_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    # Whether the host's driver moves servers to and from other hosts when
+    # they are resized (the fake driver does; libvirt resizes in place).
+    resize_across_hosts: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
     forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -208,6 +211,9 @@ class Server(Base):
     progress: Mapped[int] = mapped_column(Integer, default=0)
     fault: Mapped[str | None] = mapped_column(Text)
     launched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the task in flight needs beyond the server (JSON): the image of a
+    # snapshot, the port of an interface being attached...
+    task_args: Mapped[str | None] = mapped_column(Text)
     # Counts every change, so that a pass of an agent sees what moved.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -219,6 +225,42 @@ class Server(Base):
     ports: Mapped[list[ServerPort]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="ServerPort.position"
     )
+
+
+class Migration(Base):
+    """A resize of a server: its flavors before and after, the hosts, and
+    how far it went. While it is under way (``ACTIVE_STATUSES``) the old
+    flavor's claim on the source host is held in the migration's ``uuid``
+    (an ``Allocation`` whose ``server_id`` is that uuid), as Nova's
+    migration records hold it, so that a revert finds its room again."""
+
+    __tablename__ = "compute_migrations"
+    __table_args__ = (Index("ix_compute_migrations_server", "server_id"),)
+
+    ACTIVE_STATUSES = (
+        "pre-migrating",
+        "migrating",
+        "post-migrating",
+        "finished",
+        "confirming",
+        "reverting",
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(ID, unique=True)
+    server_id: Mapped[str] = mapped_column(ID)
+    project_id: Mapped[str] = mapped_column(PROJECT)
+    user_id: Mapped[str] = mapped_column(String(255))
+    migration_type: Mapped[str] = mapped_column(String(32), default="resize")
+    source_host: Mapped[str] = mapped_column(String(255))
+    dest_host: Mapped[str | None] = mapped_column(String(255))
+    old_flavor: Mapped[str] = mapped_column(Text)
+    new_flavor: Mapped[str] = mapped_column(Text)
+    # The server's vm_state before (active or stopped): what it returns to.
+    old_vm_state: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), default="pre-migrating")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class ServerMetadata(Base):

@@ -124,6 +124,15 @@ RULES: list[Rule] = [
         "Read a server's console log.",
     ),
     Rule(f"{_PREFIX}:ips:index", _PROJECT_READER, "List a server's addresses."),
+    *[
+        Rule(f"{_PREFIX}:os-attach-interfaces:{action}", rule, text)
+        for action, rule, text in (
+            ("list", _PROJECT_READER, "List a server's interfaces (ports)."),
+            ("show", _PROJECT_READER, "Show an interface of a server."),
+            ("create", _PROJECT_MEMBER, "Attach a network or port to a server."),
+            ("delete", _PROJECT_MEMBER, "Detach a port from a server."),
+        )
+    ],
     Rule(f"{_PREFIX}:ips:show", _PROJECT_READER, "List a server's addresses on one network."),
     *[
         Rule(f"{_PREFIX}:server-metadata:{action}", rule, f"Server metadata: {action}.")
@@ -159,6 +168,8 @@ RULES: list[Rule] = [
             ("list-detail", "List the hypervisors with their capacity and use."),
             ("show", "Show a hypervisor."),
             ("statistics", "Sum the hypervisors' capacity and use."),
+            ("search", "Find hypervisors by a part of their host name (up to 2.52)."),
+            ("servers", "List the servers of the hypervisors found so (up to 2.52)."),
         )
     ],
     Rule(f"{_PREFIX}:os-services:list", "rule:cloud_reader", "List the compute services."),

@@ -60,6 +60,8 @@ class Neighbour:
             raise errors.NotFound(f"{self.what} {path} not found")
         if response.status_code == 409:
             raise errors.Conflict(error_message(response))
+        if response.status_code == 413:  # a quota of theirs: Nova answers 403
+            raise errors.Forbidden(error_message(response))
         if response.status_code in (400, 403):
             error = errors.BadRequest(error_message(response))
             error.status = response.status_code
@@ -87,6 +89,17 @@ class Neighbours:
 
     def get_image(self, image_id: str) -> dict[str, Any]:
         return self.image.call("GET", f"/v2/images/{image_id}")  # type: ignore[no-any-return]
+
+    def create_image(self, values: dict[str, Any]) -> dict[str, Any]:
+        return self.image.call("POST", "/v2/images", json=values)  # type: ignore[no-any-return]
+
+    def delete_image(self, image_id: str) -> None:
+        with contextlib.suppress(errors.NotFound):
+            self.image.call("DELETE", f"/v2/images/{image_id}")
+
+    def image_url(self, image_id: str) -> str:
+        """Where the image is, as Nova's ``Location`` of a snapshot says it."""
+        return f"{self.image.base}/v2/images/{image_id}"
 
     # --- network -------------------------------------------------------------
 

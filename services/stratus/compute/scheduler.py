@@ -14,7 +14,14 @@ Each pass:
    (device_id = the server, bound to its host) or the port it gave, bound.
    Ports are found again by their device_id, so a scheduler that stopped
    halfway makes none twice. Then ``spawning``: the host's agent builds it.
-3. **delete**: a ``deleting`` server without a host (never placed, or its
+3. **resize**: every server in ``resize_prep`` gets a host for its new
+   flavor (its own host too, as Nova's ``allow_resize_to_same_host``; another
+   host only where the drivers of both move servers between hosts). In one
+   transaction the old flavor's claim moves to the resize's migration
+   record, the new flavor is claimed on the chosen host, and the server
+   moves to ``resize_migrating``: the source host's agent takes it from
+   there. No host: the resize ends, the server as it was.
+4. **delete**: a ``deleting`` server without a host (never placed, or its
    agent has removed the domain) loses its ports (the ones made for it are
    deleted, the ones it was given are unbound), its claim and its row.
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -43,10 +51,11 @@ from stratus.common import errors, logs
 from stratus.common.auth import LoginError, ServiceLogin, credentials_from_section
 from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database, engine_from_config, utcnow
-from stratus.compute import scheduling, settings, states
+from stratus.compute import actions, scheduling, settings, states
 from stratus.compute.model import (
     Allocation,
     ComputeHost,
+    Migration,
     Server,
     ServerGroup,
     ServerPort,
@@ -190,6 +199,107 @@ class Scheduler:
                 revision=Server.revision + 1,
             )
         )
+
+    # --- 3. resize ----------------------------------------------------------
+
+    def resize(self) -> int:
+        with self.db.session() as session:
+            pending = list(
+                session.scalars(
+                    select(Server.id).where(Server.task_state == states.RESIZE_PREP).limit(BATCH)
+                )
+            )
+        for server_id in pending:
+            self.resize_one(server_id)
+        return len(pending)
+
+    def resize_one(self, server_id: str) -> None:
+        with self.db.session() as session:
+            server = session.get(Server, server_id)
+            if server is None or server.task_state != states.RESIZE_PREP:
+                return
+            migration = session.scalars(
+                select(Migration)
+                .where(Migration.server_id == server.id, Migration.status == "pre-migrating")
+                .order_by(Migration.id.desc())
+            ).first()
+            if migration is None:  # cannot happen: the API writes both at once
+                self._resize_refused(session, server, None, "The resize was lost.")
+                return
+            new = json.loads(migration.new_flavor)
+            spec = dataclasses.replace(
+                self.spec_for(session, server),
+                vcpus=int(new["vcpus"]),
+                memory_mb=int(new["ram"]),
+                disk_gb=scheduling.flavor_disk_gb(new),
+                forced_host=None,
+            )
+            hosts = self.host_states(session)
+            movers = {h.host for h in session.scalars(select(ComputeHost)) if h.resize_across_hosts}
+            chosen, rejected = scheduling.choose_hosts(hosts, spec, self.options.scheduler_weigher)
+            source = migration.source_host
+            for host in list(chosen):
+                if host.host != source and not (source in movers and host.host in movers):
+                    chosen.remove(host)
+                    rejected.append(
+                        scheduling.Rejection(host.host, "does not take servers of other hosts")
+                    )
+            # The old flavor's claim is the migration's from now on.
+            session.execute(
+                update(Allocation)
+                .where(Allocation.server_id == server.id)
+                .values(server_id=migration.uuid)
+            )
+            session.flush()
+            for host in chosen:
+                if scheduling.claim(session, host.id, server.id, spec):
+                    moved = session.execute(
+                        update(Server)
+                        .where(Server.id == server.id, Server.task_state == states.RESIZE_PREP)
+                        .values(task_state=states.RESIZE_MIGRATING, revision=Server.revision + 1)
+                    )
+                    if moved.rowcount != 1:  # deleted meanwhile
+                        session.rollback()
+                        return
+                    migration.dest_host = host.host
+                    migration.status = "migrating"
+                    actions.finish(session, server.id, "compute_prep_resize", None)
+                    log.info("server %s: resize from %s to %s", server.id, source, host.host)
+                    return
+            session.execute(
+                update(Allocation)
+                .where(Allocation.server_id == migration.uuid)
+                .values(server_id=server.id)
+            )
+            reasons = "; ".join(f"{r.host}: {r.reason}" for r in rejected) or "no compute hosts"
+            self._resize_refused(session, server, migration, f"{NO_VALID_HOST} {reasons}")
+            log.warning("server %s: no host for its resize (%s)", server.id, reasons)
+
+    @staticmethod
+    def _resize_refused(
+        session: Any, server: Server, migration: Migration | None, message: str
+    ) -> None:
+        """The resize ends before anything moved: the server as it was."""
+        old = json.loads(migration.old_flavor) if migration is not None else None
+        values: dict[str, Any] = {"task_state": None, "revision": Server.revision + 1}
+        if old is not None:
+            values.update(
+                flavor=json.dumps(old),
+                vcpus=int(old["vcpus"]),
+                memory_mb=int(old["ram"]),
+                disk_gb=scheduling.flavor_disk_gb(old),
+            )
+        moved = session.execute(
+            update(Server)
+            .where(Server.id == server.id, Server.task_state == states.RESIZE_PREP)
+            .values(**values)
+        )
+        if moved.rowcount != 1:
+            session.rollback()
+            return
+        if migration is not None:
+            migration.status = "error"
+        actions.finish(session, server.id, "compute_prep_resize", message)
 
     # --- 2. networking ------------------------------------------------------
 
@@ -346,7 +456,8 @@ class Scheduler:
             )
             if not stuck:
                 return 0
-            session.execute(delete(Allocation).where(Allocation.server_id.in_(stuck)))
+            for server_id in stuck:
+                scheduling.drop_claims(session, server_id)
             session.execute(
                 update(Server)
                 .where(Server.id.in_(stuck), Server.task_state == states.DELETING)
@@ -381,7 +492,7 @@ class Scheduler:
                 log.warning("server %s: delete waits for the network service: %s", server_id, exc)
                 continue
             with self.db.session() as session:
-                session.execute(delete(Allocation).where(Allocation.server_id == server_id))
+                scheduling.drop_claims(session, server_id)
                 session.execute(
                     delete(Server).where(
                         Server.id == server_id,
@@ -427,7 +538,13 @@ class Scheduler:
         return changed
 
     def run_once(self) -> int:
-        busy = self.schedule() + self.wire() + self.release_from_down_hosts() + self.reap()
+        busy = (
+            self.schedule()
+            + self.wire()
+            + self.resize()
+            + self.release_from_down_hosts()
+            + self.reap()
+        )
         try:
             self.refresh_floating_ips()
         except errors.ApiError as exc:

@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from stratus.compute.model import Allocation, ComputeHost
+from stratus.compute.model import Allocation, ComputeHost, Migration
 
 _ARCH_ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 GROUP_POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
@@ -204,3 +204,22 @@ def claim(session: Session, host_id: int, server_id: str, spec: RequestSpec) -> 
     )
     session.flush()
     return True
+
+
+def flavor_disk_gb(flavor: Mapping[str, int]) -> int:
+    """The local disk a flavor takes: root, ephemeral and swap (rounded up)."""
+    return (
+        int(flavor.get("disk") or 0)
+        + int(flavor.get("ephemeral") or 0)
+        + (int(flavor.get("swap") or 0) + 1023) // 1024
+    )
+
+
+def drop_claims(session: Session, server_id: str) -> None:
+    """Every claim of the server: its own and those its resizes hold."""
+    held = select(Migration.uuid).where(Migration.server_id == server_id)
+    session.execute(
+        delete(Allocation).where(
+            or_(Allocation.server_id == server_id, Allocation.server_id.in_(held))
+        )
+    )

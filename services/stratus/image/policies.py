@@ -23,6 +23,11 @@ _OWNER_MEMBER = "rule:cloud_admin or (role:member and project_id:%(target.owner)
 # every server its agents build, whatever the image's project and visibility
 # (the user's right to boot it was checked by the compute API, with the
 # user's token, when the server was created). It does not list images.
+# For a server's snapshot (``createImage``) the compute API creates the image
+# with the user's token, in the user's project; the host's agent then uploads
+# the disk into it and, when the snapshot fails, deletes it: the service
+# role may upload data to and delete any image, and nothing else (it cannot
+# create, change, share or publish one).
 _SERVICE = " or rule:service_role"
 
 RULES: list[Rule] = [
@@ -36,8 +41,16 @@ RULES: list[Rule] = [
     Rule("image:get_image", _READER + _SERVICE, "Show an image the project can see."),
     Rule("image:add_image", _OWNER_MEMBER, "Create an image owned by target.owner."),
     Rule("image:modify_image", _OWNER_MEMBER, "Update an image."),
-    Rule("image:delete_image", _OWNER_MEMBER, "Delete an image."),
-    Rule("image:upload_image", _OWNER_MEMBER, "Upload, stage or import image data."),
+    Rule(
+        "image:delete_image",
+        _OWNER_MEMBER + _SERVICE,
+        "Delete an image (compute's agents: a server snapshot that failed).",
+    ),
+    Rule(
+        "image:upload_image",
+        _OWNER_MEMBER + _SERVICE,
+        "Upload, stage or import image data (compute's agents: server snapshots).",
+    ),
     Rule(
         "image:download_image",
         _READER + _SERVICE,

@@ -13,6 +13,14 @@ agent's own service user (``[compute_agent_authtoken]``, role ``service``):
   the network_data.json of its config drive (the ``service`` role sees
   every project's subnets: ``network:see_all``).
 
+Server snapshots go the other way: the compute API makes a queued image in
+the user's project, and the agent uploads the disk into it
+(``PUT /v2/images/{id}/file``; ``image:upload_image`` allows the service
+role) or deletes it when the snapshot failed (``image:delete_image``). For
+interfaces attached to a running server the agent binds the port to its
+host, and for those detached it deletes the port made for the server or
+unbinds the user's (``network:set_port_binding`` is the service's).
+
 One login serves both (``service_apis``): the token's catalog has both
 endpoints; ``[compute_agent] image_api_url`` / ``network_api_url`` override
 them.
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +42,7 @@ from stratus.compute.agent import settings
 from stratus.compute.agent.driver import DriverError
 
 CHUNK = 1 << 20
+UPLOAD_TIMEOUT = 3600.0  # seconds the image service may take to take in and check a snapshot
 
 
 class SubnetSource(Protocol):
@@ -144,9 +153,71 @@ class ImageApi:
         if expected != got:
             raise DriverError(f"The data of image {image_id} does not match its checksum.")
 
+    # --- snapshots -------------------------------------------------------------
+
+    def status(self, image_id: str) -> str:
+        try:
+            response = self.client.request("GET", f"/v2/images/{image_id}")
+        except ApiError as exc:
+            raise DriverError(f"Image {image_id} cannot be read: {exc}") from None
+        if response.status_code == 404:
+            raise DriverError(f"Image {image_id} was deleted before the snapshot was uploaded.")
+        if response.status_code != 200:
+            raise DriverError(
+                f"Image {image_id} cannot be read: the image service answered "
+                f"{response.status_code}: {error_message(response)}"
+            )
+        return str(response.json().get("status"))
+
+    def upload(self, image_id: str, path: Path) -> None:
+        """The file's data into the queued image (which then becomes active)."""
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    yield chunk
+
+        for renew in (False, True):
+            try:
+                token, base = self.client.session(force=renew)
+                response = self.client.http.put(
+                    f"{base}/v2/images/{image_id}/file",
+                    content=chunks(),
+                    headers={
+                        "X-Auth-Token": token,
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(size),
+                    },
+                    timeout=httpx.Timeout(60.0, read=UPLOAD_TIMEOUT, write=UPLOAD_TIMEOUT),
+                )
+            except (ApiError, httpx.HTTPError) as exc:
+                raise DriverError(
+                    f"The snapshot cannot be uploaded to image {image_id}: {exc}"
+                ) from None
+            if response.status_code == 401 and not renew:
+                continue
+            if response.status_code != 204:
+                raise DriverError(
+                    f"The snapshot cannot be uploaded to image {image_id}: the image service "
+                    f"answered {response.status_code}: {error_message(response)}"
+                )
+            return
+
+    def delete(self, image_id: str) -> None:
+        try:
+            response = self.client.request("DELETE", f"/v2/images/{image_id}")
+        except ApiError as exc:
+            raise DriverError(f"Image {image_id} cannot be deleted: {exc}") from None
+        if response.status_code not in (204, 404):
+            raise DriverError(
+                f"Image {image_id} cannot be deleted: the image service answered "
+                f"{response.status_code}: {error_message(response)}"
+            )
+
 
 class NetworkApi:
-    """``SubnetSource`` of the network API."""
+    """``SubnetSource`` of the network API, and the ports of interfaces."""
 
     def __init__(self, client: ServiceClient):
         self.client = client
@@ -166,3 +237,31 @@ class NetworkApi:
                 f"{response.status_code}: {error_message(response)}"
             )
         return {s["id"]: s for s in response.json().get("subnets", [])}
+
+    def _port(self, port_id: str, values: dict[str, Any] | None) -> None:
+        try:
+            if values is None:
+                response = self.client.request("DELETE", f"/v2.0/ports/{port_id}")
+            else:
+                response = self.client.request(
+                    "PUT", f"/v2.0/ports/{port_id}", json={"port": values}
+                )
+        except ApiError as exc:
+            raise DriverError(f"Port {port_id} cannot be changed: {exc}") from None
+        if response.status_code not in (200, 204, 404) or (
+            response.status_code == 404 and values is not None and values.get("binding:host_id")
+        ):
+            raise DriverError(
+                f"Port {port_id} cannot be changed: the network service answered "
+                f"{response.status_code}: {error_message(response)}"
+            )
+
+    def bind(self, port_id: str, host: str) -> None:
+        self._port(port_id, {"binding:host_id": host})
+
+    def release(self, port_id: str, owned: bool) -> None:
+        """Delete the port (made for the server) or unbind it (the user's); gone is done."""
+        if owned:
+            self._port(port_id, None)
+        else:
+            self._port(port_id, {"device_id": "", "device_owner": "", "binding:host_id": ""})

@@ -124,6 +124,16 @@ def _letters(index: int) -> str:
     return name
 
 
+def _check_interface(nic: Interface) -> None:
+    if not MAC_RE.match(nic.mac) or int(nic.mac[:2], 16) & 1:
+        raise DomainSpecError(f"{nic.mac!r} is not a unicast MAC address")
+    for name in (nic.tap, nic.bridge):
+        if not name or len(name) >= IFNAMSIZ or any(c in name for c in "/: \t"):
+            raise DomainSpecError(f"{name!r} is not an interface name")
+    if nic.mtu is not None and nic.mtu < 68:
+        raise DomainSpecError(f"MTU {nic.mtu} of {nic.tap} is below 68")
+
+
 def _check(spec: DomainSpec) -> None:
     if spec.virt_type not in VIRT_TYPES:
         raise DomainSpecError(f"virt_type {spec.virt_type!r} is not one of {VIRT_TYPES}")
@@ -146,13 +156,7 @@ def _check(spec: DomainSpec) -> None:
     if len(serials) != len(set(serials)):
         raise DomainSpecError(f"a disk serial is used twice: {serials}")
     for nic in spec.interfaces:
-        if not MAC_RE.match(nic.mac) or int(nic.mac[:2], 16) & 1:
-            raise DomainSpecError(f"{nic.mac!r} is not a unicast MAC address")
-        for name in (nic.tap, nic.bridge):
-            if not name or len(name) >= IFNAMSIZ or any(c in name for c in "/: \t"):
-                raise DomainSpecError(f"{name!r} is not an interface name")
-        if nic.mtu is not None and nic.mtu < 68:
-            raise DomainSpecError(f"MTU {nic.mtu} of {nic.tap} is below 68")
+        _check_interface(nic)
     taps = [nic.tap for nic in spec.interfaces]
     if len(taps) != len(set(taps)):
         raise DomainSpecError(f"a tap name is used twice: {taps}")
@@ -214,13 +218,7 @@ def build_element(spec: DomainSpec) -> ET.Element:
         if disk.boot_order is not None and spec.kernel_boot is None:
             _sub(element, "boot", order=str(disk.boot_order))
     for nic in spec.interfaces:
-        element = _sub(devices, "interface", type="bridge")
-        _sub(element, "mac", address=nic.mac.lower())
-        _sub(element, "source", bridge=nic.bridge)
-        _sub(element, "target", dev=nic.tap)
-        _sub(element, "model", type=nic.model)
-        if nic.mtu:
-            _sub(element, "mtu", size=str(nic.mtu))
+        _interface(devices, nic)
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "log", file=spec.console_log, append="on")
     _sub(serial, "target", port="0")
@@ -228,6 +226,48 @@ def build_element(spec: DomainSpec) -> ET.Element:
     _sub(rng, "backend", "/dev/urandom", model="random")
     _sub(devices, "memballoon", model="virtio")
     return domain
+
+
+def _interface(parent: ET.Element, nic: Interface) -> ET.Element:
+    element = _sub(parent, "interface", type="bridge")
+    _sub(element, "mac", address=nic.mac.lower())
+    _sub(element, "source", bridge=nic.bridge)
+    _sub(element, "target", dev=nic.tap)
+    _sub(element, "model", type=nic.model)
+    if nic.mtu:
+        _sub(element, "mtu", size=str(nic.mtu))
+    return element
+
+
+def interface(nic: Interface) -> str:
+    """The ``<interface>`` of one NIC, for hot-plugging it (``attachDeviceFlags``)."""
+    _check_interface(nic)
+    holder = ET.Element("devices")
+    return ET.tostring(_interface(holder, nic), encoding="unicode")
+
+
+def resized(xml: str, memory_mib: int, vcpus: int, flavor: str | None = None) -> str:
+    """A domain's XML (``XMLDesc``) with another size: memory, vCPUs and the
+    flavor named in the metadata."""
+    if memory_mib < 1 or vcpus < 1:
+        raise DomainSpecError("a guest needs at least 1 MiB of memory and 1 vCPU")
+    domain = ET.fromstring(xml)  # noqa: S314 - libvirt's own output
+    for tag in ("memory", "currentMemory"):
+        element = domain.find(tag)
+        if element is not None:
+            element.text = str(memory_mib)
+            element.attrib.clear()
+            element.set("unit", "MiB")
+    vcpu = domain.find("vcpu")
+    if vcpu is None:
+        vcpu = _sub(domain, "vcpu")
+    vcpu.text = str(vcpus)
+    vcpu.attrib.pop("current", None)
+    if flavor is not None:
+        label = domain.find(f"metadata/{{{NAMESPACE}}}instance/{{{NAMESPACE}}}flavor")
+        if label is not None:
+            label.text = flavor
+    return ET.tostring(domain, encoding="unicode")
 
 
 def build(spec: DomainSpec) -> str:

@@ -8,7 +8,9 @@ what it was asked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -55,6 +57,44 @@ class Driver(Protocol):
     def suspend(self, server_id: str) -> None: ...
 
     def resume(self, server: dict[str, Any]) -> None: ...
+
+    def snapshot(self, server: dict[str, Any], dest: Path) -> None:
+        """Write the server's root disk to ``dest`` as a standalone qcow2
+        (no backing file), leaving the server as it was."""
+        ...
+
+    def rebuild(self, server: dict[str, Any], step: Callable[[str], None]) -> None:
+        """Make the server again from ``server["image_id"]`` (its new image):
+        a new root disk, the ephemeral disk kept if ``task_args`` says
+        ``preserve_ephemeral``; it runs afterwards unless it was stopped.
+        ``step(rebuild_spawning)`` once the old disk is gone."""
+        ...
+
+    # A resize: ``server["migration"]`` says the hosts, the flavors and the
+    # vm_state before; ``server["flavor"]`` is the new flavor.
+
+    def migrate_disk_and_power_off(self, server: dict[str, Any]) -> None:
+        """On the source host: stop the server and keep what a revert needs."""
+        ...
+
+    def finish_migration(self, server: dict[str, Any]) -> None:
+        """On the destination: the server with its new flavor, running if it ran."""
+        ...
+
+    def confirm_migration(self, server: dict[str, Any]) -> None:
+        """On the source host: drop what was kept for a revert."""
+        ...
+
+    def finish_revert_migration(self, server: dict[str, Any]) -> None:
+        """On the source host: the server as it was before, with its old flavor."""
+        ...
+
+    def attach_interface(self, server: dict[str, Any], port: dict[str, Any]) -> None:
+        """Plug a port (``server["ports"]``'s shape) into the server: hot-plugged
+        if it runs, and in its definition for the next boot."""
+        ...
+
+    def detach_interface(self, server: dict[str, Any], port: dict[str, Any]) -> None: ...
 
     def console_tail(self, server_id: str, limit: int) -> str | None:
         """The end of the server's console log, or None without one."""

@@ -66,6 +66,7 @@ import shutil
 import subprocess
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ from stratus.compute.agent.image_cache import (
     ImageSource,
     create_blank,
     create_overlay,
+    image_info,
+    qemu_img,
 )
 from stratus.metadata import config_drive
 from stratus.metadata.content import BlockDevices
@@ -99,6 +102,7 @@ SERVER_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12
 PRESS_INTERVAL = 10.0  # seconds between two presses of the power button
 POLL = 0.25
 AMI_CMDLINE = "root=/dev/vda console=ttyS0"
+RESIZE_BACKUP = "disk.resize-backup"  # the root disk before a resize, until confirmed
 UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -199,17 +203,25 @@ class LibvirtDriver:
         self._disk_cache: str | None = None
 
     @classmethod
-    def from_config(cls, config: Any, host: str) -> LibvirtDriver:
+    def from_config(
+        cls,
+        config: Any,
+        host: str,
+        images: ImageSource | None = None,
+        subnets: SubnetSource | None = None,
+    ) -> LibvirtDriver:
         """The driver of ``[compute_agent]``: images and subnets from the APIs."""
         options = config.section(settings.SECTION)
-        image_client, network_client = service_apis(config)
+        if images is None or subnets is None:
+            image_client, network_client = service_apis(config)
+            images, subnets = ImageApi(image_client), NetworkApi(network_client)
         return cls(
             host,
             uri=options.libvirt_uri,
             instances_path=Path(options.instances_path),
             virt_type=options.virt_type,
-            images=ImageApi(image_client),
-            subnets=NetworkApi(network_client),
+            images=images,
+            subnets=subnets,
             shutdown_timeout=options.shutdown_timeout,
             cpu_mode=options.cpu_mode,
         )
@@ -352,14 +364,17 @@ class LibvirtDriver:
                     log.error("could not clean up after the spawn of %s: %s", server_id, exc)
                 raise
 
-    def _build(self, server: dict[str, Any]) -> None:
+    def _build(self, server: dict[str, Any], fresh: bool = True, start: bool = True) -> None:
+        """Make the server's disks and domain, and start it (if ``start``).
+        A ``fresh`` build starts from an empty directory; a rebuild keeps
+        what is left in it (the console log, a preserved ephemeral disk)."""
         server_id = server["id"]
         flavor = server.get("flavor") or {}
         directory = self._directory(server_id)
         with _errors(f"The directory of server {server_id} cannot be made"):
-            if directory.exists():
+            if fresh and directory.exists():
                 shutil.rmtree(directory)  # what an interrupted spawn left
-            directory.mkdir(parents=True, mode=0o755)
+            directory.mkdir(parents=True, mode=0o755, exist_ok=not fresh)
         disks, kernel_boot, devices = self._disks(server, directory)
         if server.get("config_drive"):
             disks.append(self._config_drive(server, directory, devices))
@@ -392,9 +407,10 @@ class LibvirtDriver:
         conn = self._connection()
         with _errors(f"The domain of server {server_id} cannot be defined"):
             domain = conn.defineXML(xml)
-        with _errors(f"Server {server_id} cannot be started"):
-            domain.create()
-        log.info("server %s spawned as %s", server_id, spec.name)
+        if start:
+            with _errors(f"Server {server_id} cannot be started"):
+                domain.create()
+        log.info("server %s built as %s", server_id, spec.name)
 
     def _disks(
         self, server: dict[str, Any], directory: Path
@@ -431,7 +447,10 @@ class LibvirtDriver:
         ephemeral_gb = int(flavor.get("ephemeral") or 0)
         if ephemeral_gb:
             path = directory / "disk.local"
-            self._formatted(path, ephemeral_gb * GIB, ["mkfs.ext4", "-q", "-F", "-L", "ephemeral0"])
+            if not path.exists():  # a rebuild may have preserved it
+                self._formatted(
+                    path, ephemeral_gb * GIB, ["mkfs.ext4", "-q", "-F", "-L", "ephemeral0"]
+                )
             disks.append(Disk(str(path), "ephemeral0", "raw", cache=cache))
             ephemeral = (names[sum(d.device == "disk" for d in disks) - 1],)
         swap_mb = int(flavor.get("swap") or 0)
@@ -688,6 +707,239 @@ class LibvirtDriver:
             with _errors(f"Server {server_id} cannot be resumed"):
                 self._start(domain)  # restores the managed save image
         log.info("server %s resumed", server_id)
+
+    # --- snapshot and rebuild ----------------------------------------------------
+
+    def snapshot(self, server: dict[str, Any], dest: Path) -> None:
+        """The root disk (the overlay and its base) as one standalone qcow2.
+
+        A running or paused guest is saved to its managed save image first
+        (its disk is then quiet and every write of QEMU's is on it) and
+        restored afterwards, as Nova's cold snapshot does; a stopped or
+        suspended one is read as it is."""
+        server_id = _server_id(server)
+        with self._locked(server_id):
+            domain = self._domain(server_id)
+            root = self._directory(server_id) / "disk"
+            if not root.exists():
+                raise DriverError(f"Server {server_id} has no root disk to snapshot.")
+            with _errors(f"Server {server_id} cannot be saved for its snapshot"):
+                saved = bool(domain.isActive())
+                if saved:
+                    paused = domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+                    domain.managedSave(
+                        libvirt.VIR_DOMAIN_SAVE_PAUSED
+                        if paused
+                        else libvirt.VIR_DOMAIN_SAVE_RUNNING
+                    )
+            try:
+                qemu_img(
+                    "convert", "-q", "-f", "qcow2", "-O", "qcow2", str(root), str(dest),
+                    what=f"The disk of server {server_id} cannot be copied",
+                )  # fmt: skip
+            finally:
+                if saved:
+                    with _errors(f"Server {server_id} cannot be restored after its snapshot"):
+                        domain.create()  # restores the managed save image
+        log.info("server %s: snapshot written", server_id)
+
+    def rebuild(self, server: dict[str, Any], step: Callable[[str], None]) -> None:
+        """A new root disk from the server's (new) image, a new config drive
+        and domain; the ephemeral disk stays if ``preserve_ephemeral``. The
+        console log goes on. Started unless the server was stopped."""
+        server_id = _server_id(server)
+        preserve = bool((server.get("task_args") or {}).get("preserve_ephemeral"))
+        keep = {"console.log", *(("disk.local",) if preserve else ())}
+        with self._locked(server_id):
+            domain = self._lookup(server_id)
+            if domain is not None:
+                with _errors(f"Server {server_id} cannot be stopped for its rebuild"):
+                    state, _reason = domain.state()
+                    if domain.isActive() and (
+                        state == libvirt.VIR_DOMAIN_PAUSED
+                        or not self._shut_down(domain, self.shutdown_timeout)
+                    ):
+                        self._pull_plug(domain)
+                    domain.undefineFlags(UNDEFINE_FLAGS)
+            directory = self._directory(server_id)
+            with _errors(f"The old disks of server {server_id} cannot be removed"):
+                for entry in directory.iterdir() if directory.exists() else ():
+                    if entry.name in keep:
+                        continue
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+            step(states.REBUILD_SPAWNING)
+            self._build(server, fresh=False, start=server.get("vm_state") != states.STOPPED)
+        log.info("server %s rebuilt from image %s", server_id, server.get("image_id"))
+
+    # --- resize (on the server's own host) -----------------------------------------
+
+    def _migration(self, server: dict[str, Any]) -> dict[str, Any]:
+        migration = server.get("migration")
+        if not migration:
+            raise DriverError(f"Server {server.get('id')} is not being resized.")
+        if migration.get("source_host") != self.host or migration.get("dest_host") != self.host:
+            raise DriverError(
+                "The libvirt driver resizes a server on its own host only, not from "
+                f"{migration.get('source_host')} to {migration.get('dest_host')}."
+            )
+        return migration  # type: ignore[no-any-return]
+
+    def _stop(self, domain: libvirt.virDomain) -> None:
+        """Off: the power button, then the plug after ``shutdown_timeout``."""
+        if not domain.isActive():
+            return
+        state, _reason = domain.state()
+        if state == libvirt.VIR_DOMAIN_PAUSED or not self._shut_down(domain, self.shutdown_timeout):
+            self._pull_plug(domain)
+
+    def _resize_domain(
+        self, server: dict[str, Any], domain: libvirt.virDomain, flavor: dict[str, Any], run: bool
+    ) -> None:
+        """Define the (stopped) domain with ``flavor``'s memory and vCPUs; start it if ``run``."""
+        server_id = server["id"]
+        xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        try:
+            changed = domain_xml.resized(
+                xml, int(flavor["ram"]), int(flavor["vcpus"]), str(flavor.get("name", ""))
+            )
+        except (domain_xml.DomainSpecError, KeyError, ValueError) as exc:
+            raise DriverError(f"Server {server_id} cannot be resized: {exc}") from None
+        conn = self._connection()
+        with _errors(f"The domain of server {server_id} cannot be redefined"):
+            conn.defineXML(changed)
+        if run:
+            self._plug(server)
+            with _errors(f"Server {server_id} cannot be started"):
+                self._start(self._domain(server_id))
+
+    def migrate_disk_and_power_off(self, server: dict[str, Any]) -> None:
+        """Stop the guest and keep a copy of its root disk for a revert."""
+        self._migration(server)
+        server_id = _server_id(server)
+        with self._locked(server_id):
+            domain = self._domain(server_id)
+            with _errors(f"Server {server_id} cannot be stopped for its resize"):
+                self._stop(domain)
+            directory = self._directory(server_id)
+            backup = directory / RESIZE_BACKUP
+            if not backup.exists():  # a retry keeps the first copy: the disk before
+                partial = directory / f".{RESIZE_BACKUP}.partial"
+                with _errors(f"The disk of server {server_id} cannot be kept for a revert"):
+                    shutil.copyfile(directory / "disk", partial)
+                    os.replace(partial, backup)
+        log.info("server %s stopped for its resize", server_id)
+
+    def finish_migration(self, server: dict[str, Any]) -> None:
+        """The new flavor: the root disk grown to its disk, the domain
+        redefined with its memory and vCPUs, started if it ran before."""
+        migration = self._migration(server)
+        server_id = _server_id(server)
+        flavor = server.get("flavor") or {}
+        with self._locked(server_id):
+            domain = self._domain(server_id)
+            with _errors(f"Server {server_id} cannot be stopped for its resize"):
+                self._stop(domain)
+            root = self._directory(server_id) / "disk"
+            size = int(flavor.get("disk") or 0) * GIB
+            what = f"The disk of server {server_id} cannot be resized"
+            if size > int(image_info(root, "qcow2", what)["virtual-size"]):
+                qemu_img("resize", "-q", "-f", "qcow2", str(root), str(size), what=what)
+            self._resize_domain(
+                server, domain, flavor, migration.get("old_vm_state") == states.ACTIVE
+            )
+        log.info("server %s resized to flavor %s", server_id, flavor.get("name"))
+
+    def confirm_migration(self, server: dict[str, Any]) -> None:
+        """Drop the copy of the disk kept for a revert."""
+        self._migration(server)
+        server_id = _server_id(server)
+        with (
+            self._locked(server_id),
+            _errors(f"The old disk of server {server_id} cannot be removed"),
+        ):
+            (self._directory(server_id) / RESIZE_BACKUP).unlink(missing_ok=True)
+
+    def finish_revert_migration(self, server: dict[str, Any]) -> None:
+        """The disk and the flavor from before the resize; started if it ran."""
+        migration = self._migration(server)
+        server_id = _server_id(server)
+        old = migration.get("old_flavor") or {}
+        with self._locked(server_id):
+            domain = self._domain(server_id)
+            with _errors(f"Server {server_id} cannot be stopped for its revert"):
+                self._stop(domain)
+            directory = self._directory(server_id)
+            backup = directory / RESIZE_BACKUP
+            if backup.exists():  # else restored before, by a revert that was cut short
+                with _errors(f"The old disk of server {server_id} cannot be restored"):
+                    os.replace(backup, directory / "disk")
+            self._resize_domain(server, domain, old, migration.get("old_vm_state") == states.ACTIVE)
+        log.info("server %s: resize reverted", server_id)
+
+    # --- interfaces ----------------------------------------------------------------
+
+    @staticmethod
+    def _has_nic(domain: libvirt.virDomain, flags: int, mac: str) -> ET.Element | None:
+        root = ET.fromstring(domain.XMLDesc(flags))  # noqa: S314 - libvirt's own output
+        for element in root.iterfind("devices/interface"):
+            found = element.find("mac")
+            if found is not None and found.get("address", "").lower() == mac.lower():
+                return element
+        return None
+
+    def attach_interface(self, server: dict[str, Any], port: dict[str, Any]) -> None:
+        """Plug the port: into the running guest and into the domain's definition."""
+        server_id = _server_id(server)
+        with self._locked(server_id):
+            domain = self._domain(server_id)
+            (nic,) = self._plug({"ports": [port]})
+            try:
+                xml = domain_xml.interface(nic)
+            except domain_xml.DomainSpecError as exc:
+                raise DriverError(f"Port {port['port_id']} cannot be plugged: {exc}") from None
+            with _errors(f"Port {port['port_id']} cannot be plugged into server {server_id}"):
+                inactive = libvirt.VIR_DOMAIN_XML_INACTIVE
+                if self._has_nic(domain, inactive, nic.mac) is None:
+                    domain.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                if domain.isActive() and self._has_nic(domain, 0, nic.mac) is None:
+                    domain.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        log.info("server %s: port %s plugged", server_id, port["port_id"])
+
+    def detach_interface(self, server: dict[str, Any], port: dict[str, Any]) -> None:
+        """Unplug the port from the guest and from the domain's definition."""
+        server_id = _server_id(server)
+        mac = str(port["mac_address"])
+        with self._locked(server_id):
+            domain = self._lookup(server_id)
+            if domain is None:
+                return
+            with _errors(f"Port {port['port_id']} cannot be unplugged from server {server_id}"):
+                if domain.isActive():
+                    live = self._has_nic(domain, 0, mac)
+                    if live is not None:
+                        domain.detachDeviceFlags(
+                            ET.tostring(live, encoding="unicode"), libvirt.VIR_DOMAIN_AFFECT_LIVE
+                        )
+                        self._wait_unplugged(domain, mac)
+                config = self._has_nic(domain, libvirt.VIR_DOMAIN_XML_INACTIVE, mac)
+                if config is not None:
+                    domain.detachDeviceFlags(
+                        ET.tostring(config, encoding="unicode"), libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                    )
+        log.info("server %s: port %s unplugged", server_id, port["port_id"])
+
+    def _wait_unplugged(self, domain: libvirt.virDomain, mac: str) -> None:
+        """The guest lets go of a NIC when it hears of the unplug: wait for it."""
+        deadline = time.monotonic() + self.shutdown_timeout
+        while self._has_nic(domain, 0, mac) is not None:
+            if time.monotonic() >= deadline:
+                raise DriverError(
+                    f"The guest did not release the NIC {mac} within {self.shutdown_timeout:g} s."
+                )
+            time.sleep(POLL)
 
     # --- console -----------------------------------------------------------------
 

@@ -40,6 +40,14 @@ def build_agents(config: Config, client: Any) -> list[HostAgent]:
     host = options.host or socket.gethostname()
     state = Path(options.instances_path)
     state.mkdir(parents=True, exist_ok=True)
+    from stratus.compute.agent.apis import ImageApi, NetworkApi, service_apis
+
+    image_client, network_client = service_apis(config)
+    images, network = ImageApi(image_client), NetworkApi(network_client)
+    workdir = state / "snapshots"
+    # Snapshots a stopped agent was writing: their tasks start again from scratch.
+    for stale in workdir.glob("snapshot-*.qcow2"):
+        stale.unlink(missing_ok=True)
     if options.driver == "fake":
         from stratus.compute.agent.fake import FakeDriver
 
@@ -62,13 +70,27 @@ def build_agents(config: Config, client: Any) -> list[HostAgent]:
                 client,
                 capacity,
                 executor=shared,
+                images=images,
+                network=network,
+                workdir=workdir,
             )
             for name in names
         ]
     from stratus.compute.agent.libvirt_driver import LibvirtDriver
 
-    driver = LibvirtDriver.from_config(config, host)
-    return [HostAgent(host, driver, client, capacity, workers=options.workers)]
+    driver = LibvirtDriver.from_config(config, host, images=images, subnets=network)
+    return [
+        HostAgent(
+            host,
+            driver,
+            client,
+            capacity,
+            workers=options.workers,
+            images=images,
+            network=network,
+            workdir=workdir,
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ VERSIONS = VersionRange(
     "compute", MIN_VERSION, MAX_VERSION, legacy_header="X-OpenStack-Nova-API-Version"
 )
 API_PREFIX = "/v2.1"
+REQUEST_ID_HEADER = b"x-compute-request-id"
 
 
 class MicroversionMiddleware:
@@ -40,24 +41,33 @@ class MicroversionMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == API_PREFIX or path.startswith("/v2.1/")):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        try:
-            version = VERSIONS.negotiate(Request(scope))
-        except errors.ApiError as error:
-            await error_response(error, errors.compute_format)(scope, receive, send)
-            return
-        scope.setdefault("state", {})["compute_version"] = version
-        extra = [(k.encode(), v.encode()) for k, v in VERSIONS.response_headers(version).items()]
+        # Nova names the request ID in x-compute-request-id as well as in
+        # x-openstack-request-id; clients read it there to find the instance
+        # action of a request.
+        request_id = scope.get("state", {}).get("request_id", "")
+        extra = [(REQUEST_ID_HEADER, request_id.encode())] if request_id else []
+        path = scope.get("path", "")
+        if path == API_PREFIX or path.startswith("/v2.1/"):
+            try:
+                version = VERSIONS.negotiate(Request(scope))
+            except errors.ApiError as error:
+                if request_id:
+                    error.headers = {**error.headers, REQUEST_ID_HEADER.decode(): request_id}
+                await error_response(error, errors.compute_format)(scope, receive, send)
+                return
+            scope.setdefault("state", {})["compute_version"] = version
+            headers = VERSIONS.response_headers(version)
+            extra += [(k.encode(), v.encode()) for k, v in headers.items()]
 
-        async def send_with_version(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_version)
+        await self.app(scope, receive, send_with_headers)
 
 
 def service(req: ApiRequest) -> ComputeService:

@@ -118,6 +118,43 @@ def hypervisor_show(req: ApiRequest) -> Response:
         return ok({"hypervisor": _hypervisor(req, session, host, True)})
 
 
+def _matching(req: ApiRequest, session: Session) -> list[ComputeHost]:
+    """The hypervisors whose host name contains the path's pattern (404: none)."""
+    pattern = req.path_params["pattern"]
+    found = [h for h in _hosts(session) if pattern in h.hypervisor_hostname]
+    if not found:
+        raise errors.NotFound(f"No hypervisor matching '{pattern}' could be found.")
+    return found
+
+
+@endpoint
+def hypervisor_search(req: ApiRequest) -> Response:
+    """``GET /os-hypervisors/{pattern}/search`` (Nova's, before 2.53)."""
+    common.enforce(req, f"{RULE}:os-hypervisors:search")
+    with common.service(req).db.session() as session:
+        found = _matching(req, session)
+        return ok({"hypervisors": [_hypervisor(req, session, h, False) for h in found]})
+
+
+@endpoint
+def hypervisor_servers(req: ApiRequest) -> Response:
+    """``GET /os-hypervisors/{pattern}/servers``: the hypervisors found, each
+    with its servers' ``uuid`` and ``name`` (Nova's, before 2.53)."""
+    common.enforce(req, f"{RULE}:os-hypervisors:servers")
+    views = []
+    with common.service(req).db.session() as session:
+        for host in _matching(req, session):
+            view = _hypervisor(req, session, host, False)
+            placed = session.scalars(
+                select(Server).where(Server.host == host.host).order_by(Server.created_at)
+            )
+            servers = [{"uuid": s.id, "name": s.name} for s in placed]
+            if servers:
+                view["servers"] = servers
+            views.append(view)
+    return ok({"hypervisors": views})
+
+
 @endpoint
 def hypervisor_statistics(req: ApiRequest) -> Response:
     common.enforce(req, f"{RULE}:os-hypervisors:statistics")
@@ -284,6 +321,8 @@ ROUTES = [
     Route("/v2.1/os-hypervisors/detail", hypervisors_detail, methods=["GET"]),
     Route("/v2.1/os-hypervisors/statistics", hypervisor_statistics, methods=["GET"]),
     Route("/v2.1/os-hypervisors/{hypervisor_id}", hypervisor_show, methods=["GET"]),
+    Route("/v2.1/os-hypervisors/{pattern}/search", hypervisor_search, methods=["GET"]),
+    Route("/v2.1/os-hypervisors/{pattern}/servers", hypervisor_servers, methods=["GET"]),
     Route("/v2.1/os-services", services, methods=["GET"]),
     Route("/v2.1/os-services/{action}", service_action, methods=["PUT"]),
     Route("/v2.1/os-services/{service_id}", service_delete, methods=["DELETE"]),

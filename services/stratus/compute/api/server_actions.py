@@ -1,5 +1,6 @@
 """``POST /servers/{id}/action``: start, stop, reboot, pause, suspend, lock,
-and reading the console log.
+and reading the console log (createImage, rebuild and resize are
+``server_lifecycle``'s).
 
 An action checks that the server's state allows it (409 naming the state
 otherwise, as Nova words it), sets the task its host's agent is to carry
@@ -19,7 +20,7 @@ from stratus.common import errors
 from stratus.common.app import ApiRequest, endpoint
 from stratus.common.handlers import ok
 from stratus.compute import states
-from stratus.compute.api import common, servers
+from stratus.compute.api import common, server_lifecycle, servers
 from stratus.compute.model import ConsoleLog, Server
 
 RULE = "os_compute_api"
@@ -180,6 +181,7 @@ HANDLERS: dict[str, Callable[[ApiRequest, Any], Response]] = {
     "lock": _lock,
     "unlock": _unlock,
     "os-getConsoleOutput": _console,
+    **server_lifecycle.HANDLERS,
 }
 
 

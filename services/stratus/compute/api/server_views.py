@@ -68,6 +68,45 @@ def _timestamp(moment: Any) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
+# What Nova's update and rebuild answer of a server: its show view without
+# the extended attributes (availability zone, config drive, key name, usage
+# times, power and task states, volumes, security groups, host attributes).
+BASIC_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "links",
+        "status",
+        "tenant_id",
+        "user_id",
+        "metadata",
+        "hostId",
+        "image",
+        "flavor",
+        "created",
+        "updated",
+        "addresses",
+        "accessIPv4",
+        "accessIPv6",
+        "OS-DCF:diskConfig",
+        "progress",
+        "locked",
+        "fault",
+    }
+)
+
+
+def basic(req: ApiRequest, server: Server) -> dict[str, Any]:
+    """The server as ``PUT /servers/{id}`` and rebuild answer it: addresses
+    too without their extended attributes (type, MAC)."""
+    view = {k: v for k, v in detail(req, server).items() if k in BASIC_KEYS}
+    view["addresses"] = {
+        network: [{"version": a["version"], "addr": a["addr"]} for a in entries]
+        for network, entries in view["addresses"].items()
+    }
+    return view
+
+
 def detail(req: ApiRequest, server: Server, admin: bool | None = None) -> dict[str, Any]:
     flavor = json.loads(server.flavor)
     status = states.status(server.vm_state, server.task_state)

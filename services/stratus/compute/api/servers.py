@@ -342,9 +342,7 @@ def create(req: ApiRequest) -> Response:
         config_drive = config_drive.lower() in ("true", "1", "yes")
     if not isinstance(config_drive, bool):
         raise _bad("config_drive", f"Value: {config_drive!r} is not a boolean.")
-    for field in ("accessIPv4", "accessIPv6"):
-        if values.get(field) not in (None, "") and not isinstance(values[field], str):
-            raise _bad(field, "It must be an IP address.")
+    access = {field: access_ip(values, field) for field in ACCESS_IPS}
     service = common.service(req)
     options = service.options
     with service.db.session() as session:
@@ -405,8 +403,8 @@ def create(req: ApiRequest) -> Response:
                 launch_index=index,
                 vm_state=states.BUILDING,
                 task_state=states.SCHEDULING,
-                access_ipv4=values.get("accessIPv4") or "",
-                access_ipv6=values.get("accessIPv6") or "",
+                access_ipv4=access["accessIPv4"],
+                access_ipv6=access["accessIPv6"],
             )
             server.metadata_items = [ServerMetadata(key=k, value=v) for k, v in metadata.items()]
             session.add(server)
@@ -425,6 +423,27 @@ def create(req: ApiRequest) -> Response:
     if values.get("return_reservation_id") in (True, "True", "true"):
         return ok({"reservation_id": reservation}, status=202)
     return ok(body, status=202, headers={"Location": body["server"]["links"][0]["href"]})
+
+
+# accessIPv4/accessIPv6 -> their column
+ACCESS_IPS = {"accessIPv4": "access_ipv4", "accessIPv6": "access_ipv6"}
+
+
+def access_ip(values: dict[str, Any], field: str) -> str:
+    """An access address as Nova keeps it: checked (an IPv4 address for
+    accessIPv4, IPv6 for accessIPv6; empty or null clears it) and in its
+    canonical form (``::babe:dc0c:1602``, not ``0:0:0:0:0:babe:220.12.22.2``)."""
+    raw = values.get(field)
+    if raw is None or raw == "":
+        return ""
+    kind = ipaddress.IPv4Address if field == "accessIPv4" else ipaddress.IPv6Address
+    try:
+        if not isinstance(raw, str):
+            raise ValueError(raw)
+        return str(kind(raw))
+    except ValueError:
+        version = 4 if field == "accessIPv4" else 6
+        raise _bad(field, f"Value: {raw!r}. It must be an IPv{version} address.") from None
 
 
 def _boot_image(mappings: Any) -> str | None:
@@ -662,15 +681,12 @@ def update(req: ApiRequest) -> Response:
         if "name" in values:
             server.name = _name(values)
             server.hostname = hostname_for(server.name)
-        for field, column in (("accessIPv4", "access_ipv4"), ("accessIPv6", "access_ipv6")):
+        for field, column in ACCESS_IPS.items():
             if field in values:
-                value = values[field] or ""
-                if not isinstance(value, str):
-                    raise _bad(field, "It must be an IP address.")
-                setattr(server, column, value)
+                setattr(server, column, access_ip(values, field))
         server.revision += 1
         session.flush()
-        return ok({"server": server_views.detail(req, server)})
+        return ok({"server": server_views.basic(req, server)})
 
 
 def check_unlocked(req: ApiRequest, server: Server) -> None:
