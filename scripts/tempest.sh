@@ -6,6 +6,9 @@
 #   scripts/tempest.sh                            (or: make tempest) identity and image
 #   STRATUS_TEMPEST_SUITE=identity scripts/tempest.sh   tempest.api.identity only
 #   STRATUS_TEMPEST_SUITE=image scripts/tempest.sh      tempest.api.image (v2) only
+#   STRATUS_TEMPEST_SUITE=network scripts/tempest.sh    tempest.api.network, with an agent
+#   STRATUS_TEMPEST_SUITE=compute scripts/tempest.sh    tempest.api.compute, with the
+#                                     fake driver's hosts and a network agent
 #   STRATUS_TEMPEST_SUITE=object_storage STRATUS_TEMPEST_CLOUD=stratus-admin \
 #     OS_CLIENT_CONFIG_FILE=/etc/openstack/clouds.yaml scripts/tempest.sh
 #                                     tempest.api.object_storage against that cloud
@@ -18,7 +21,11 @@
 #    needs (see docs/tempest.md). For the image suite also `stratus-api image`
 #    on the same database, with its own data and staging directories,
 #    registered in the catalog (type image) with `stratus-manage service
-#    register`.
+#    register`. The network suite adds `stratus-api network` and a network
+#    agent on a simulated host (2c); the compute suite image and network (with
+#    the agent) and `stratus-api compute`, `stratus-compute-scheduler` and
+#    `stratus-compute-agent` with the fake driver playing a few hosts (2d),
+#    two tiny images and two flavors (scripts/tempest_compute.py).
 #    object_storage: no server is started. The cloud is STRATUS_TEMPEST_CLOUD,
 #    a cloud of clouds.yaml (OS_CLIENT_CONFIG_FILE, else openstacksdk's
 #    places: ./clouds.yaml, ~/.config/openstack/clouds.yaml,
@@ -34,7 +41,9 @@
 #
 # Output (replaced on every run) in $STRATUS_TEMPEST_OUT, default .lab/tempest/:
 # tempest.conf, tempest.log (every request and response), api.log (the
-# identity server's log), image-api.log (the image server's), swift-info.json
+# identity server's log), image-api.log (the image server's), network-api.log,
+# network-agent.log, compute-api.log, compute-scheduler.log and
+# compute-agent.log (the network and compute suites' servers), swift-info.json
 # (object_storage: the proxy's /info), run.txt (the test run), exclude.txt
 # (the exclusions applied), results.subunit, summary.json. The exit code is
 # tempest's: 0 when no test failed. For object_storage the directory is
@@ -42,9 +51,10 @@
 #
 # Environment: STRATUS_VENV (.venv), STRATUS_TEMPEST_VENV (.venv-tempest),
 # STRATUS_TEMPEST_VERSION (47.0.0), STRATUS_TEMPEST_CONCURRENCY (2),
-# STRATUS_TEMPEST_SUITE (all: identity and image; identity, image,
-# object_storage), STRATUS_TEMPEST_REGEX (default: the suite's; overrides the
-# selection, not the exclusions), STRATUS_TEMPEST_OUT.
+# STRATUS_TEMPEST_SUITE (all: identity and image; identity, image, network,
+# compute, object_storage), STRATUS_TEMPEST_REGEX (default: the suite's;
+# overrides the selection, not the exclusions), STRATUS_TEMPEST_OUT.
+# compute only: STRATUS_TEMPEST_COMPUTE_HOSTS (3: the fake driver's hosts).
 # object_storage only: STRATUS_TEMPEST_CLOUD (required), OS_CLIENT_CONFIG_FILE,
 # STRATUS_TEMPEST_OPERATOR_ROLE (member: the role that owns a project's
 # account, one of the proxy's keystoneauth operator_roles),
@@ -68,14 +78,18 @@ case $suite in
   image) suite_regex='^tempest\.api\.image\.v2\.' ; suites="image" ;;
   all) suite_regex='^tempest\.api\.(identity|image\.v2)\.' ; suites="identity image" ;;
   network) suite_regex='^tempest\.api\.network\.' ; suites="network" ;;
+  compute) suite_regex='^tempest\.api\.compute\.' ; suites="compute" ;;
   object_storage) suite_regex='^tempest\.api\.object_storage\.' ; suites="object-storage" ;;
-  *) log "STRATUS_TEMPEST_SUITE must be identity, image, network, object_storage or all, not '$suite'"; exit 2 ;;
+  *) log "STRATUS_TEMPEST_SUITE must be identity, image, network, compute, object_storage or all, not '$suite'"; exit 2 ;;
 esac
 regex=${STRATUS_TEMPEST_REGEX:-$suite_regex}
+# Compute needs images to boot and networks (with the agent) to plug into.
 with_image=false
-case " $suites " in *" image "*) with_image=true ;; esac
+case " $suites " in *" image "* | *" compute "*) with_image=true ;; esac
 with_network=false
-case " $suites " in *" network "*) with_network=true ;; esac
+case " $suites " in *" network "* | *" compute "*) with_network=true ;; esac
+with_compute=false
+case " $suites " in *" compute "*) with_compute=true ;; esac
 
 existing_cloud=false
 if [ "$suite" = object_storage ]; then
@@ -114,6 +128,7 @@ server_pids=()
 
 # Each server runs in its own session and process group (setsid): end the
 # group, so that uvicorn's worker processes go too.
+# shellcheck disable=SC2317  # called from the trap
 stop_servers() {
   local pid
   for pid in "${server_pids[@]}"; do
@@ -137,6 +152,7 @@ agent_mnt=
 # The agent (every process of its mount namespace) and its dnsmasq (each in
 # a mount namespace of its own, made by ip netns exec; their command lines
 # name the agent's state directory).
+# shellcheck disable=SC2317  # called from the trap
 stop_agent_host() {
   local proc
   [ -n "$agent_netns" ] || return 0
@@ -148,6 +164,7 @@ stop_agent_host() {
   pkill -KILL -f -- "--pid-file=$workdir/agent/" 2>/dev/null || true
   return 0
 }
+# shellcheck disable=SC2317  # called from the trap
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -349,6 +366,10 @@ for key, value in settings.items():
     print(f"{key}={shlex.quote(value)}")
 PY
   )
+  # Set by the eval (named here for shellcheck).
+  uri_v3='' region='' store_url='' info_url='' admin_username='' admin_password=''
+  admin_user_domain='' admin_project='' admin_project_domain='' discoverable_apis=''
+  tempurl_digest='' swift_version='' tls_settings=''
   eval "$settings"
   log "cloud '$cloud': identity $uri_v3, object storage $store_url (Swift $swift_version, region $region)"
   log "middlewares in $info_url: $discoverable_apis"
@@ -458,10 +479,16 @@ image_port=$(free_port)
 image_url=http://127.0.0.1:$image_port
 network_port=$(free_port)
 network_url=http://$listen:$network_port
+compute_port=$(free_port)
+compute_url=http://$listen:$compute_port
+# The fake driver's hosts (tempest-compute-1, -2, ...): enough for Tempest's
+# multi-host and anti-affinity tests.
+compute_hosts=${STRATUS_TEMPEST_COMPUTE_HOSTS:-3}
 secret() { "$venv/bin/python" -c 'import secrets; print("Tempest-" + secrets.token_hex(12))'; }
 password=$(secret)
 image_password=$(secret)
 network_password=$(secret)
+compute_password=$(secret)
 config=$workdir/stratus.conf
 # The formats the image server accepts (all it knows).
 disk_formats="raw, qcow2, ami, ari, aki, iso, vdi, vhd, vhdx, vmdk, ploop"
@@ -527,6 +554,35 @@ auth_url = $url
 username = network
 password = $network_password
 cache_ttl = 5
+
+# The compute suite: its API, scheduler and an agent whose fake driver plays
+# $compute_hosts hosts of 16 vCPUs and 64 GiB each (no guests: nothing boots).
+[compute]
+bind_host = $listen
+bind_port = $compute_port
+workers = 2
+scheduler_interval = 0.1
+service_down_time = 20
+
+[compute_authtoken]
+auth_url = $url
+username = compute
+password = $compute_password
+cache_ttl = 5
+
+[compute_agent]
+host = tempest-compute
+driver = fake
+fake_hosts = $compute_hosts
+resync_interval = 0.3
+instances_path = $workdir/instances
+api_url = $compute_url/v2.1
+reserved_host_memory_mb = 0
+
+[compute_agent_authtoken]
+auth_url = $url
+username = compute
+password = $compute_password
 EOF
 
 manage() { "$venv/bin/stratus-manage" --config-file "$config" "$@" >> "$out/manage.log"; }
@@ -629,6 +685,28 @@ else
   network_extensions=
 fi
 
+# --- 2d. compute: the API, the scheduler, the fake hosts' agent --------------
+image_ref=
+image_ref_alt=
+flavor_ref=
+flavor_ref_alt=
+if $with_compute; then
+  log "compute server on $compute_url ($compute_hosts fake hosts)"
+  STRATUS_SERVICE_PASSWORD=$compute_password manage service register \
+    --type compute --name nova --description "Stratus compute service" \
+    --region RegionOne --public-url "$compute_url/v2.1" --user compute
+  start_server compute "$compute_url/" "$out/compute-api.log"
+  for daemon in scheduler agent; do
+    setsid "$venv/bin/stratus-compute-$daemon" --config-file "$config" \
+      > "$out/compute-$daemon.log" 2>&1 &
+    server_pids+=("$!")
+  done
+  # Waits for the hosts to report; uploads the images, makes the flavors.
+  compute_settings=$("$venv/bin/python" "$here/scripts/tempest_compute.py" \
+    "$url" "$password" "$image_url" "$compute_url/v2.1" "$compute_hosts")
+  eval "$compute_settings"
+fi
+
 # --- 3. tempest.conf and the run --------------------------------------------
 cat > "$out/tempest.conf" <<EOF
 [DEFAULT]
@@ -639,7 +717,9 @@ use_stderr = false
 
 [auth]
 use_dynamic_credentials = true
-create_isolated_networks = false
+# The compute suite: a network, subnet and router (its gateway on 'public')
+# for each test project, as in a devstack, for the servers Tempest boots.
+create_isolated_networks = $with_compute
 admin_username = admin
 admin_password = $password
 admin_project_name = admin
@@ -741,12 +821,65 @@ ipv6_subnet_attributes = true
 port_security = true
 port_admin_state_change = true
 
+[compute]
+catalog_type = compute
+region = RegionOne
+endpoint_type = publicURL
+image_ref = $image_ref
+image_ref_alt = $image_ref_alt
+flavor_ref = $flavor_ref
+flavor_ref_alt = $flavor_ref_alt
+# Microversions the service implements (docs/compute.md).
+min_microversion = 2.1
+max_microversion = 2.10
+min_compute_nodes = $compute_hosts
+build_timeout = 60
+build_interval = 1
+
+[compute-feature-enabled]
+# What Stratus's compute has (docs/tempest.md, Compute). Not built: remote
+# console proxies, migrations (cold and live), shelve, rescue, changing the
+# admin password, injected files (personality), volumes.
+console_output = true
+pause = true
+suspend = true
+metadata_service = true
+config_drive = true
+vnc_console = false
+spice_console = false
+serial_console = false
+live_migration = false
+cold_migration = false
+shelve = false
+shelve_migrate = false
+rescue = false
+change_password = false
+# Stratus sets no admin passwords (adminPass is accepted and not answered),
+# as Nova with [api] enable_instance_password = false.
+enable_instance_password = false
+personality = false
+attach_encrypted_volume = false
+swap_volume = false
+volume_multiattach = false
+# resize (with confirm and revert), createImage (Tempest waits for the
+# snapshot on Nova's /images proxy, as it does up to 2.35) and os-interface.
+# No createBackup (exclude-compute.txt).
+resize = true
+snapshot = true
+interface_attach = true
+# OS-DCF:diskConfig: servers are MANUAL (their image's partitions are kept;
+# cloud-init grows them); AUTO is not implemented (exclude-compute.txt).
+disk_config = true
+# The scheduler's filters (services/stratus/compute/scheduling.py): no
+# same_host/different_host hints.
+scheduler_enabled_filters = AvailabilityZoneFilter, ComputeFilter, ImagePropertiesFilter, ServerGroupAntiAffinityFilter, ServerGroupAffinityFilter
+
 [service_available]
 cinder = false
 neutron = $with_network
 glance = $with_image
 swift = false
-nova = false
+nova = $with_compute
 horizon = false
 
 [validation]
