@@ -28,11 +28,12 @@ lint: bootstrap
 	$(BIN)/ruff check services tests benchmarks plugins scripts
 	$(BIN)/ruff format --check services tests benchmarks plugins scripts
 
-# Two workers: one runs the Molecule scenarios and lab host tests, which
-# wait mostly on the lab hosts' apt and systemd, the other everything else
-# (tests/conftest.py makes the two groups).
+# Three workers on two cores: the Molecule scenarios and lab host tests,
+# which wait mostly on the lab hosts' apt and systemd; the emulated guests
+# and Tempest; everything else (tests/conftest.py makes the three groups).
+# The suite keeps about one core busy with two workers.
 test: lint
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 3 $(PYTEST_ARGS)
 
 test-fast: lint
 	$(BIN)/pytest -m "not lab" $(PYTEST_ARGS)

@@ -551,23 +551,31 @@ def network_conn(identity_server: IdentityServer, network_server: ApiServer) -> 
 
 # Tests that create lab hosts (systemd-nspawn on the lab bridge, Molecule
 # scenarios) share the bridge, its addresses and the host root cache, so they
-# run one after another in one worker of ``pytest -n 2`` (make test); every
-# other test runs in order in the other worker, so the namespaces, bridges
-# and cached files those tests set up never meet a twin either.
+# run one after another in one worker of ``pytest -n 3`` (make test). The
+# tests of emulated guests (the stock kernel's QEMU guest, the compute tests'
+# libvirt and QEMU guests) and Tempest's runs, which spend their time in
+# guests, subprocesses and waits, run in order in a second worker; every
+# other test in order in the third. Within a worker the namespaces, bridges,
+# caches and Tempest's virtualenv those tests set up never meet a twin; the
+# three groups share none of them (the kernel cache they all may fill is
+# locked).
 LAB_HOST_TESTS = ("tests/lab/test_molecule_", "tests/lab/test_lab_hosts.py")
+GUEST_TESTS = ("tests/lab/test_stock_kernel.py", "tests/lab/test_tempest_", "tests/compute/")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Two work units for xdist: the lab host tests and all the others.
+    """Three work units for xdist: lab hosts, guests and Tempest, and the rest.
 
     (xdist's own ``loadgroup`` reads ``xdist_group`` marks through a node ID
     rewrite that pytest 9 no longer sees.)
     """
     from xdist.scheduler import LoadScopeScheduling
 
-    class TwoGroups(LoadScopeScheduling):  # type: ignore[misc]
+    class WorkUnits(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return "lab-hosts" if nodeid.startswith(LAB_HOST_TESTS) else "main"
+            if nodeid.startswith(LAB_HOST_TESTS):
+                return "lab-hosts"
+            return "guests" if nodeid.startswith(GUEST_TESTS) else "main"
 
-    return TwoGroups(config, log)
+    return WorkUnits(config, log)

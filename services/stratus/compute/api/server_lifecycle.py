@@ -267,22 +267,6 @@ def rebuild(req: ApiRequest, argument: Any) -> Response:
 # --- resize -------------------------------------------------------------------
 
 
-def flavor_copy(flavor: Any, kernel_id: str = "", ramdisk_id: str = "") -> dict[str, Any]:
-    """The copy of a flavor a server keeps (``Server.flavor``)."""
-    return {
-        "id": flavor.flavorid,
-        "name": flavor.name,
-        "ram": flavor.memory_mb,
-        "vcpus": flavor.vcpus,
-        "disk": flavor.root_gb,
-        "ephemeral": flavor.ephemeral_gb,
-        "swap": flavor.swap,
-        "extra_specs": {s.key: s.value for s in flavor.extra_specs},
-        "kernel_id": kernel_id,
-        "ramdisk_id": ramdisk_id,
-    }
-
-
 def resize(req: ApiRequest, argument: Any) -> Response:
     values = _object(argument, "resize")
     common.reject_unknown(values, {"flavorRef", "OS-DCF:diskConfig"}, "resize")
@@ -311,7 +295,7 @@ def resize(req: ApiRequest, argument: Any) -> Response:
             )
         if flavor.ephemeral_gb < int(old.get("ephemeral") or 0):
             raise errors.BadRequest("Resize error: Unable to resize the ephemeral disk down.")
-        new = flavor_copy(flavor, old.get("kernel_id", ""), old.get("ramdisk_id", ""))
+        new = servers.flavor_copy(flavor, old.get("kernel_id", ""), old.get("ramdisk_id", ""))
         quotas.check(
             session,
             service.options,

@@ -198,6 +198,22 @@ def _check_image(req: ApiRequest, apis: Neighbours, image_id: str, flavor: Any) 
     return image
 
 
+def flavor_copy(flavor: Any, kernel_id: str = "", ramdisk_id: str = "") -> dict[str, Any]:
+    """The copy of a flavor a server keeps (``Server.flavor``)."""
+    return {
+        "id": flavor.flavorid,
+        "name": flavor.name,
+        "ram": flavor.memory_mb,
+        "vcpus": flavor.vcpus,
+        "disk": flavor.root_gb,
+        "ephemeral": flavor.ephemeral_gb,
+        "swap": flavor.swap,
+        "extra_specs": {s.key: s.value for s in flavor.extra_specs},
+        "kernel_id": kernel_id,
+        "ramdisk_id": ramdisk_id,
+    }
+
+
 def _networks(req: ApiRequest, apis: Neighbours, raw: Any) -> list[dict[str, Any]]:
     """The networks and ports asked for, checked: [{network_id, port_id, fixed_ip}]."""
     project = req.context.project_id
@@ -357,18 +373,7 @@ def create(req: ApiRequest) -> Response:
     image = _check_image(req, apis, image_id, flavor)
     networks = _networks(req, apis, values.get("networks"))
     groups = _security_groups(apis, values.get("security_groups"), context.project_id)
-    flavor_copy = {
-        "id": flavor.flavorid,
-        "name": flavor.name,
-        "ram": flavor.memory_mb,
-        "vcpus": flavor.vcpus,
-        "disk": flavor.root_gb,
-        "ephemeral": flavor.ephemeral_gb,
-        "swap": flavor.swap,
-        "extra_specs": {s.key: s.value for s in flavor.extra_specs},
-        "kernel_id": image.get("kernel_id") or "",
-        "ramdisk_id": image.get("ramdisk_id") or "",
-    }
+    kept_flavor = flavor_copy(flavor, image.get("kernel_id") or "", image.get("ramdisk_id") or "")
     reservation = f"r-{uuid.uuid4().hex[:8]}"
     made: list[Server] = []
     with service.db.session() as session:
@@ -386,7 +391,7 @@ def create(req: ApiRequest) -> Response:
                 name=server_name,
                 hostname=hostname_for(server_name),
                 image_id=image_id,
-                flavor=json.dumps(flavor_copy),
+                flavor=json.dumps(kept_flavor),
                 vcpus=flavor.vcpus,
                 memory_mb=flavor.memory_mb,
                 disk_gb=flavor.root_gb + flavor.ephemeral_gb + (flavor.swap + 1023) // 1024,
