@@ -84,19 +84,24 @@ class ImageApi:
     def __init__(self, client: ServiceClient):
         self.client = client
 
-    def fetch(self, image_id: str, dest: Path) -> dict[str, Any]:
+    def _show(self, image_id: str, missing: str) -> dict[str, Any]:
+        """The image's document; DriverError saying `missing` on 404, or why not."""
         try:
             response = self.client.request("GET", f"/v2/images/{image_id}")
         except ApiError as exc:
             raise DriverError(f"Image {image_id} cannot be read: {exc}") from None
         if response.status_code == 404:
-            raise DriverError(f"Image {image_id} was not found in the image service.")
+            raise DriverError(f"Image {image_id} {missing}")
         if response.status_code != 200:
             raise DriverError(
                 f"Image {image_id} cannot be read: the image service answered "
                 f"{response.status_code}: {error_message(response)}"
             )
         image: dict[str, Any] = response.json()
+        return image
+
+    def fetch(self, image_id: str, dest: Path) -> dict[str, Any]:
+        image = self._show(image_id, "was not found in the image service.")
         if image.get("status") != "active":
             raise DriverError(f"Image {image_id} is {image.get('status')}, not active.")
         try:
@@ -156,18 +161,8 @@ class ImageApi:
     # --- snapshots -------------------------------------------------------------
 
     def status(self, image_id: str) -> str:
-        try:
-            response = self.client.request("GET", f"/v2/images/{image_id}")
-        except ApiError as exc:
-            raise DriverError(f"Image {image_id} cannot be read: {exc}") from None
-        if response.status_code == 404:
-            raise DriverError(f"Image {image_id} was deleted before the snapshot was uploaded.")
-        if response.status_code != 200:
-            raise DriverError(
-                f"Image {image_id} cannot be read: the image service answered "
-                f"{response.status_code}: {error_message(response)}"
-            )
-        return str(response.json().get("status"))
+        image = self._show(image_id, "was deleted before the snapshot was uploaded.")
+        return str(image.get("status"))
 
     def upload(self, image_id: str, path: Path) -> None:
         """The file's data into the queued image (which then becomes active)."""

@@ -168,14 +168,17 @@ class FakeDriver:
         _fail(server, "rebuild")
         step(states.REBUILD_SPAWNING)
         power = states.SHUTDOWN if server.get("vm_state") == states.STOPPED else states.RUNNING
+        self._redescribe(
+            server, power, f"fake: {server['name']} rebuilt from {server.get('image_id')}"
+        )
+
+    def _redescribe(self, server: dict[str, Any], power: int, line: str) -> None:
+        """The server's domain described anew (rebuilt, resized), its console kept plus `line`."""
         with self._lock:
             self._load()
             old = self._domains.get(server["id"], {})
             self._domains[server["id"]] = self._describe(
-                server,
-                power,
-                str(old.get("console", ""))
-                + f"fake: {server['name']} rebuilt from {server.get('image_id')}\n",
+                server, power, str(old.get("console", "")) + line + "\n"
             )
             self._save()
 
@@ -194,16 +197,9 @@ class FakeDriver:
     def finish_migration(self, server: dict[str, Any]) -> None:
         migration = self._migration(server)
         power = states.RUNNING if migration["old_vm_state"] == states.ACTIVE else states.SHUTDOWN
-        with self._lock:
-            self._load()
-            old = self._domains.get(server["id"], {})
-            self._domains[server["id"]] = self._describe(
-                server,
-                power,
-                str(old.get("console", ""))
-                + f"fake: resized to flavor {server['flavor'].get('id')} on {self.host}\n",
-            )
-            self._save()
+        self._redescribe(
+            server, power, f"fake: resized to flavor {server['flavor'].get('id')} on {self.host}"
+        )
 
     def confirm_migration(self, server: dict[str, Any]) -> None:
         migration = self._migration(server)
