@@ -831,7 +831,7 @@ flavor_ref = $flavor_ref
 flavor_ref_alt = $flavor_ref_alt
 # Microversions the service implements (docs/compute.md).
 min_microversion = 2.1
-max_microversion = 2.10
+max_microversion = 2.15
 min_compute_nodes = $compute_hosts
 build_timeout = 60
 build_interval = 1

@@ -58,10 +58,10 @@ def test_version_documents(compute_server):
     assert root.status_code == 200
     (v21,) = root.json()["versions"]
     assert v21["id"] == "v2.1" and v21["status"] == "CURRENT"
-    assert v21["min_version"] == "2.1" and v21["version"] == "2.10"
+    assert v21["min_version"] == "2.1" and v21["version"] == "2.15"
     assert v21["links"][0]["href"] == f"{compute_server.url}/v2.1/"
     document = httpx.get(compute_server.url + "/v2.1").json()["version"]
-    assert document["version"] == "2.10"
+    assert document["version"] == "2.15"
     assert document["media-types"][0]["type"].startswith("application/vnd.openstack.compute+json")
 
 
@@ -74,11 +74,11 @@ def test_microversion_negotiation(admin):
         "OpenStack-API-Version"
     ] == ("compute 2.7")
     latest = admin.get("/flavors", headers=version_header("latest"))
-    assert latest.headers["OpenStack-API-Version"] == "compute 2.10"
+    assert latest.headers["OpenStack-API-Version"] == "compute 2.15"
     legacy = admin.get("/flavors", headers={"X-OpenStack-Nova-API-Version": "2.3"})
     assert legacy.headers["OpenStack-API-Version"] == "compute 2.3"
-    message = compute_error(admin.get("/flavors", headers=version_header("2.11")), 406)
-    assert "2.10" in message
+    message = compute_error(admin.get("/flavors", headers=version_header("2.16")), 406)
+    assert "2.15" in message
     compute_error(admin.get("/flavors", headers=version_header("3.0")), 406)
     compute_error(admin.get("/flavors", headers=version_header("two")), 400)
     # The version documents themselves are not versioned.

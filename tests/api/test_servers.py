@@ -97,8 +97,8 @@ def world(identity_server, compute_stack, network_server, openstack_cli, tmp_pat
         }
 
 
-def boot(world, name, **extra):
-    body = {
+def boot(world, name, hints=None, **extra):
+    body: dict = {
         "server": {
             "name": name,
             "imageRef": world["image"]["id"],
@@ -107,6 +107,8 @@ def boot(world, name, **extra):
             **extra,
         }
     }
+    if hints:
+        body["os:scheduler_hints"] = hints
     answer = world["client"].post("/servers", json=body)
     assert answer.status_code == 202, answer.text
     return answer
@@ -505,18 +507,7 @@ def test_metadata_ips_and_groups(world, compute_stack, admin):
     assert group["policies"] == ["anti-affinity"] and group["members"] == []
     ids = []
     for index in range(3):
-        body = {
-            "server": {
-                "name": f"grp-{index}",
-                "imageRef": world["image"]["id"],
-                "flavorRef": world["flavor"]["id"],
-                "networks": [{"uuid": world["network"]["id"]}],
-                "metadata": {"index": str(index)},
-            },
-            "os:scheduler_hints": {"group": group["id"]},
-        }
-        answer = client.post("/servers", json=body)
-        assert answer.status_code == 202, answer.text
+        answer = boot(world, f"grp-{index}", {"group": group["id"]}, metadata={"index": str(index)})
         ids.append(answer.json()["server"]["id"])
         # One at a time, so each placement sees the one before.
         wait_for(
@@ -561,6 +552,130 @@ def test_metadata_ips_and_groups(world, compute_stack, admin):
         wait_gone(world, compute_stack, server_id)
     assert client.delete(f"/os-server-groups/{group['id']}").status_code == 204
     compute_error(client.get(f"/os-server-groups/{group['id']}"), 404)
+
+
+def _group(world, policy, version):
+    return world["client"].post(
+        "/os-server-groups",
+        json={"server_group": {"name": f"soft-{policy}", "policies": [policy]}},
+        headers=version_header(version),
+    )
+
+
+def test_soft_server_group_policies(world, compute_stack, admin):
+    """2.15's soft policies: the scheduler keeps them while it can, and never
+    refuses a server for them; 2.13 shows a group's project and user."""
+    compute_error(_group(world, "soft-anti-affinity", "2.14"), 400)
+    answer = _group(world, "soft-anti-affinity", "2.15")
+    assert answer.status_code == 200, answer.text
+    apart = answer.json()["server_group"]
+    assert apart["policies"] == ["soft-anti-affinity"]
+    assert apart["project_id"] == world["alice"]["project_id"]
+    assert apart["user_id"] == world["alice"]["user_id"]
+    older = world["client"].get(f"/os-server-groups/{apart['id']}", headers=version_header("2.12"))
+    assert "project_id" not in older.json()["server_group"]
+    together = _group(world, "soft-affinity", "2.15").json()["server_group"]
+    listed = world["client"].get("/os-server-groups", headers=version_header("2.15"))
+    assert {apart["id"], together["id"]} <= {g["id"] for g in listed.json()["server_groups"]}
+
+    def boot_into(group, count):
+        hosts = []
+        for index in range(count):
+            name = f"{group['policies'][0]}-{index}"
+            server_id = boot(world, name, {"group": group["id"]}).json()["server"]["id"]
+            ids.append(server_id)
+            # One at a time, so each placement sees the one before.
+            wait_status(world, compute_stack, server_id, "ACTIVE")
+            shown = admin.get(f"/servers/{server_id}").json()["server"]
+            hosts.append(shown["OS-EXT-SRV-ATTR:host"])
+        return hosts
+
+    ids: list[str] = []
+    try:
+        # Two hosts, three servers kept apart: the first two on both hosts, the
+        # third still placed (anti-affinity would refuse it).
+        spread = boot_into(apart, 3)
+        assert set(spread[:2]) == {"fake-1", "fake-2"}
+        # Kept together, against the spread weigher's preference for the
+        # emptier host.
+        packed = boot_into(together, 3)
+        assert len(set(packed)) == 1, packed
+        members = world["client"].get(f"/os-server-groups/{together['id']}").json()
+        assert set(members["server_group"]["members"]) == set(ids[3:])
+    finally:
+        for server_id in ids:
+            world["client"].delete(f"/servers/{server_id}")
+        for server_id in ids:
+            wait_gone(world, compute_stack, server_id)
+        for group in (apart, together):
+            world["client"].delete(f"/os-server-groups/{group['id']}")
+
+
+def test_a_host_forced_down(world, compute_stack, admin, openstack_cli):
+    """2.11: an operator forces a host down (fenced). It shows down at once,
+    gets no new servers, and a server deleted on it goes without its agent;
+    the agent, still running, destroys the domain it is left with."""
+    server_id = boot(world, "on-a-fenced-host").json()["server"]["id"]
+    wait_status(world, compute_stack, server_id, "ACTIVE")
+    host = admin.get(f"/servers/{server_id}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+    other = ({"fake-1", "fake-2"} - {host}).pop()
+    v211 = version_header("2.11")
+
+    def force(value, **headers):
+        body = {"host": host, "binary": "nova-compute", "forced_down": value}
+        return admin.put("/os-services/force-down", json=body, headers=headers or v211)
+
+    def service(**headers):
+        listed = admin.get("/os-services", params={"host": host}, headers=headers or v211)
+        return listed.json()["services"][0]
+
+    assert service()["forced_down"] is False
+    assert "forced_down" not in service(**version_header("2.10"))
+    compute_error(force(True, **version_header("2.10")), 404)
+    compute_error(force("maybe"), 400)
+    body = {"host": host, "binary": "nova-compute"}
+    compute_error(admin.put("/os-services/force-down", json=body, headers=v211), 400)
+    body = {"host": "nowhere", "binary": "nova-compute", "forced_down": True}
+    compute_error(admin.put("/os-services/force-down", json=body, headers=v211), 404)
+    compute_error(
+        world["client"].put("/os-services/force-down", json={**body, "host": host}, headers=v211),
+        403,
+    )
+    assert service()["forced_down"] is False
+    # The openstack CLI negotiates 2.11 or above for --down and --up.
+    openstack_cli("compute", "service", "set", "--down", host, "nova-compute")
+    assert service()["forced_down"] is True
+    openstack_cli("compute", "service", "set", "--up", host, "nova-compute")
+    assert service()["forced_down"] is False
+    state_file = compute_stack.workdir / "instances" / f"{host}.json"
+    answer = force(True)
+    try:
+        assert answer.json() == {
+            "service": {"host": host, "binary": "nova-compute", "forced_down": True}
+        }
+        shown = service()
+        assert shown["forced_down"] is True and shown["state"] == "down"
+        hypervisors = admin.get("/os-hypervisors").json()["hypervisors"]
+        assert {h["hypervisor_hostname"]: h["state"] for h in hypervisors}[host] == "down"
+        elsewhere = boot(world, "not-on-the-fenced-host").json()["server"]["id"]
+        wait_status(world, compute_stack, elsewhere, "ACTIVE")
+        placed = admin.get(f"/servers/{elsewhere}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+        assert placed == other
+        world["client"].delete(f"/servers/{elsewhere}")
+        # The fenced host's server goes without waiting for service_down_time.
+        assert world["client"].delete(f"/servers/{server_id}").status_code == 204
+        wait_gone(world, compute_stack, server_id)
+        wait_gone(world, compute_stack, elsewhere)
+    finally:
+        assert force("false").json()["service"]["forced_down"] is False
+    # Its agent never carried out the delete; it destroys the orphan domain.
+    wait_for(
+        lambda: server_id not in json.loads(state_file.read_text()),
+        30,
+        "the agent to destroy the deleted server's domain",
+        compute_stack,
+    )
+    wait_for(lambda: service()["state"] == "up", 30, "the host to be up again", compute_stack)
 
 
 def test_hosts_zones_and_a_disabled_host(world, compute_stack, admin, openstack_cli):

@@ -19,7 +19,7 @@ from tests.lab.tempest_run import assert_only_expected_skips, run_tempest_suite
 
 TIMEOUT = 900
 # Tempest skips these itself; each is a feature tempest.conf says Stratus
-# has not (docs/tempest.md, Compute), a microversion above 2.10, or one of
+# has not (docs/tempest.md, Compute), a microversion above 2.15, or one of
 # Tempest's own skips for bugs.
 EXPECTED_SKIP_REASONS = (
     "The microversion range",

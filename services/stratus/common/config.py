@@ -73,6 +73,16 @@ OPTIONS: dict[str, dict[str, Option]] = {
     "DEFAULT": _opts(
         Option("log_format", default="json", choices=("json", "text"), help="Log line format."),
         Option("debug", "bool", False, "Log at DEBUG level."),
+        Option(
+            "keep_alive_timeout",
+            "int",
+            75,
+            "Seconds an API keeps an idle client connection open. Longer than "
+            "clients' polling intervals (the openstack CLI's --wait polls every 5 s) "
+            "and a load balancer's idle timeout, so that the API never closes a "
+            "connection just as a client sends on it.",
+            minimum=1,
+        ),
     ),
     "database": _opts(
         Option(

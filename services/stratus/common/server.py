@@ -54,7 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(module_name)  # also declares its options
         options = config.section(section)
         host, port, workers = options.bind_host, options.bind_port, options.workers
-        common = {"log_config": None, "access_log": False, "proxy_headers": False}
+        common = {
+            "log_config": None,
+            "access_log": False,
+            "proxy_headers": False,
+            # uvicorn's default (5 s) equals the CLI's polling interval: the
+            # two raced, and a poll now and then met a connection reset.
+            "timeout_keep_alive": config.get("DEFAULT", "keep_alive_timeout"),
+        }
         # Built once here even with several workers, so that a bad setting
         # stops the service at once with its reason, not in a worker loop.
         app = module.create_app(config)

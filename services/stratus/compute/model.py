@@ -7,7 +7,7 @@ key pair's name per user.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -136,6 +136,16 @@ class ComputeHost(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
+
+    def is_up(self, now: datetime, down_after: timedelta) -> bool:
+        """Whether the host counts as up: not forced down by an operator
+        (``os-services/force-down``), and its agent reported within
+        ``down_after`` (``[compute] service_down_time``)."""
+        return (
+            not self.forced_down
+            and self.last_seen_at is not None
+            and now - self.last_seen_at <= down_after
+        )
 
 
 class Allocation(Base):

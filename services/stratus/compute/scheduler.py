@@ -102,9 +102,7 @@ class Scheduler:
                 used_memory_mb=used.get(h.id, (0, 0, 0))[1],
                 used_disk_gb=used.get(h.id, (0, 0, 0))[2],
                 enabled=not h.disabled,
-                up=not h.forced_down
-                and h.last_seen_at is not None
-                and now - h.last_seen_at <= down_after,
+                up=h.is_up(now, down_after),
                 hypervisor_type=h.hypervisor_type,
             )
             for h in hosts
@@ -438,12 +436,10 @@ class Scheduler:
         here: its claim goes and the delete pass below takes its ports and
         row; the host's agent destroys the domain when it comes back (a
         domain of a server not placed on its host is an orphan)."""
-        limit = utcnow() - timedelta(seconds=self.options.service_down_time)
+        now, down_after = utcnow(), timedelta(seconds=self.options.service_down_time)
         with self.db.session() as session:
             down = [
-                h.host
-                for h in session.scalars(select(ComputeHost))
-                if h.forced_down or h.last_seen_at is None or h.last_seen_at < limit
+                h.host for h in session.scalars(select(ComputeHost)) if not h.is_up(now, down_after)
             ]
             if not down:
                 return 0

@@ -26,7 +26,7 @@ from stratus.compute.service import ComputeService
 
 MIN_VERSION = Version(2, 1)
 # The newest microversion whose every change is implemented (docs/compute.md).
-MAX_VERSION = Version(2, 10)
+MAX_VERSION = Version(2, 15)
 VERSIONS = VersionRange(
     "compute", MIN_VERSION, MAX_VERSION, legacy_header="X-OpenStack-Nova-API-Version"
 )
@@ -102,6 +102,22 @@ def body(req: ApiRequest, key: str) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get(key), dict):
         raise errors.BadRequest(f"The request body must be an object with the key '{key}'.")
     return document[key]  # type: ignore[no-any-return]
+
+
+_TRUE = ("true", "1", "on", "yes")
+_FALSE = ("false", "0", "off", "no")
+
+
+def boolean(value: Any, name: str) -> bool:
+    """A boolean attribute of a request body, as Nova's schemas take it:
+    ``true`` or ``false``, or one of their spellings as strings (400 otherwise)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in (*_TRUE, *_FALSE):
+        return value.lower() in _TRUE
+    raise errors.BadRequest(
+        f"Invalid input for field/attribute {name}. Value: {value!r}. It must be a boolean."
+    )
 
 
 def base(req: ApiRequest) -> str:

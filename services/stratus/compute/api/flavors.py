@@ -237,15 +237,9 @@ def _parse_create(values: dict[str, Any]) -> dict[str, Any]:
             f"Invalid input for field/attribute rxtx_factor. Value: {rxtx!r}. It must be a "
             "number above 0."
         )
-    is_public = values.get("os-flavor-access:is_public", True)
-    if not isinstance(is_public, bool):
-        if isinstance(is_public, str) and is_public.lower() in ("true", "false"):
-            is_public = is_public.lower() == "true"
-        else:
-            raise errors.BadRequest(
-                "Invalid input for field/attribute os-flavor-access:is_public. "
-                f"Value: {is_public!r}. It must be a boolean."
-            )
+    is_public = common.boolean(
+        values.get("os-flavor-access:is_public", True), "os-flavor-access:is_public"
+    )
     return {
         "flavorid": flavor_id,
         "name": name,

@@ -3,7 +3,8 @@
 
 A compute host is one hypervisor and one ``nova-compute`` service. It is
 ``up`` while its agent reports within ``[compute] service_down_time``;
-``disabled`` hosts get no new servers. Zones are those of the enabled
+``disabled`` hosts get no new servers. From 2.11 an operator may also force
+a host down (``forced_down``), as Nova does for a fenced host. Zones are those of the enabled
 hosts (``[compute] default_availability_zone`` for hosts without one).
 """
 
@@ -30,10 +31,7 @@ BINARY = "nova-compute"
 
 
 def _up(req: ApiRequest, host: ComputeHost) -> bool:
-    if host.forced_down or host.last_seen_at is None:
-        return False
-    limit = timedelta(seconds=common.service(req).options.service_down_time)
-    return utcnow() - host.last_seen_at <= limit
+    return host.is_up(utcnow(), timedelta(seconds=common.service(req).options.service_down_time))
 
 
 def _zone(req: ApiRequest, host: ComputeHost) -> str:
@@ -185,7 +183,7 @@ def hypervisor_statistics(req: ApiRequest) -> Response:
 
 
 def _service(req: ApiRequest, host: ComputeHost) -> dict[str, Any]:
-    return {
+    view: dict[str, Any] = {
         "id": host.id,
         "binary": BINARY,
         "host": host.host,
@@ -195,6 +193,9 @@ def _service(req: ApiRequest, host: ComputeHost) -> dict[str, Any]:
         "updated_at": common.timestamp(host.last_seen_at),
         "disabled_reason": host.disabled_reason,
     }
+    if common.at_least(req, 2, 11):
+        view["forced_down"] = host.forced_down
+    return view
 
 
 @endpoint
@@ -210,21 +211,29 @@ def services(req: ApiRequest) -> Response:
     return ok({"services": views})
 
 
-def _switch(req: ApiRequest, disable: bool, with_reason: bool) -> Response:
+def _update_request(req: ApiRequest) -> tuple[dict[str, Any], str]:
+    """The body of a service update, and the binary it names."""
     common.enforce(req, f"{RULE}:os-services:update")
     document = req.json()
     if not isinstance(document, dict) or not isinstance(document.get("host"), str):
         raise errors.BadRequest("Give the host (and binary) of the service.")
-    binary = document.get("binary", BINARY)
+    return document, document.get("binary", BINARY)
+
+
+def _find_service(session: Session, host_name: str, binary: str) -> ComputeHost:
+    host = session.scalars(select(ComputeHost).where(ComputeHost.host == host_name)).first()
+    if host is None or binary != BINARY:
+        raise errors.NotFound(f"Host {host_name} has no service {binary}.")
+    return host
+
+
+def _switch(req: ApiRequest, disable: bool, with_reason: bool) -> Response:
+    document, binary = _update_request(req)
     reason = document.get("disabled_reason") if with_reason else None
     if with_reason and (not isinstance(reason, str) or not 1 <= len(reason) <= 255):
         raise errors.BadRequest("disabled_reason must be 1 to 255 characters.")
     with common.service(req).db.session() as session:
-        host = session.scalars(
-            select(ComputeHost).where(ComputeHost.host == document["host"])
-        ).first()
-        if host is None or binary != BINARY:
-            raise errors.NotFound(f"Host {document['host']} has no service {binary}.")
+        host = _find_service(session, document["host"], binary)
         host.disabled = disable
         host.disabled_reason = reason if disable else None
     body = {
@@ -237,6 +246,20 @@ def _switch(req: ApiRequest, disable: bool, with_reason: bool) -> Response:
     return ok({"service": body})
 
 
+def _force_down(req: ApiRequest) -> Response:
+    """``PUT os-services/force-down`` (2.11): the operator says the host is
+    down (fenced) without waiting for ``service_down_time``. It gets no new
+    servers, and servers deleted on it go at once; it counts as up again
+    only when forced up and its agent reports."""
+    document, binary = _update_request(req)
+    if "forced_down" not in document:
+        raise errors.BadRequest("Missing forced_down field")
+    forced = common.boolean(document["forced_down"], "forced_down")
+    with common.service(req).db.session() as session:
+        _find_service(session, document["host"], binary).forced_down = forced
+    return ok({"service": {"host": document["host"], "binary": binary, "forced_down": forced}})
+
+
 @endpoint
 def service_action(req: ApiRequest) -> Response:
     action = req.path_params["action"]
@@ -246,6 +269,8 @@ def service_action(req: ApiRequest) -> Response:
         return _switch(req, True, False)
     if action == "disable-log-reason":
         return _switch(req, True, True)
+    if action == "force-down" and common.at_least(req, 2, 11):
+        return _force_down(req)
     raise errors.NotFound(f"Unknown service action {action}.")
 
 

@@ -70,11 +70,7 @@ def defaults(req: ApiRequest) -> Response:
 
 def _parse(req: ApiRequest) -> tuple[dict[str, int], bool]:
     values = dict(common.body(req, "quota_set"))
-    force = values.pop("force", False)
-    if isinstance(force, str) and force.lower() in ("true", "false"):
-        force = force.lower() == "true"
-    if not isinstance(force, bool):
-        raise errors.BadRequest(f"Invalid input for field/attribute force. Value: {force!r}.")
+    force = common.boolean(values.pop("force", False), "force")
     common.reject_unknown(values, set(_shown(req)), "quota_set")
     parsed: dict[str, int] = {}
     for resource, raw in values.items():

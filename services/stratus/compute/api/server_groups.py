@@ -3,8 +3,9 @@
 Before 2.64 a group names its one policy in a list (``policies``):
 ``affinity``, ``anti-affinity``, ``soft-affinity`` or ``soft-anti-affinity``
 (the soft ones from 2.15). Servers join a group at create, with the
-scheduler hint ``group``; the scheduler keeps the policy
-(``stratus.compute.scheduling``).
+scheduler hint ``group``; the scheduler keeps a hard policy or refuses
+the server, and weighs hosts by a soft one (``stratus.compute.scheduling``).
+From 2.13 a group shows its ``project_id`` and ``user_id``.
 """
 
 from __future__ import annotations
@@ -32,15 +33,19 @@ def _policies(req: ApiRequest) -> tuple[str, ...]:
     return (*base, "soft-affinity", "soft-anti-affinity") if common.at_least(req, 2, 15) else base
 
 
-def _view(session: Session, group: ServerGroup) -> dict[str, Any]:
+def _view(req: ApiRequest, session: Session, group: ServerGroup) -> dict[str, Any]:
     members = list(session.scalars(select(Server.id).where(Server.server_group_id == group.id)))
-    return {
+    view: dict[str, Any] = {
         "id": group.id,
         "name": group.name,
         "policies": [group.policy],
         "members": members,
         "metadata": {},
     }
+    if common.at_least(req, 2, 13):
+        view["project_id"] = group.project_id
+        view["user_id"] = group.user_id
+    return view
 
 
 def _find(req: ApiRequest, session: Session, rule: str) -> ServerGroup:
@@ -61,13 +66,13 @@ def index(req: ApiRequest) -> Response:
     if not (everyone and common.allowed(req, f"{RULE}:index:all_projects")):
         query = query.where(ServerGroup.project_id == context.project_id)
     with common.service(req).db.session() as session:
-        return ok({"server_groups": [_view(session, g) for g in session.scalars(query)]})
+        return ok({"server_groups": [_view(req, session, g) for g in session.scalars(query)]})
 
 
 @endpoint
 def show(req: ApiRequest) -> Response:
     with common.service(req).db.session() as session:
-        return ok({"server_group": _view(session, _find(req, session, f"{RULE}:show"))})
+        return ok({"server_group": _view(req, session, _find(req, session, f"{RULE}:show"))})
 
 
 @endpoint
@@ -101,7 +106,7 @@ def create(req: ApiRequest) -> Response:
         )
         session.add(group)
         session.flush()
-        return ok({"server_group": _view(session, group)})
+        return ok({"server_group": _view(req, session, group)})
 
 
 @endpoint
