@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.routing import Route
 
-from stratus.common import errors
+from stratus.common import errors, keyset
 from stratus.common.app import ApiRequest, endpoint
 from stratus.common.handlers import ok
 from stratus.common.pagination import collection_links, page_params
@@ -621,30 +621,51 @@ def _matches(req: ApiRequest, server: Server) -> bool:
     return True
 
 
-def _list(req: ApiRequest, rule: str, detailed: bool) -> Response:
-    query = _query(req, rule)
+# Filters that SQL cannot apply (regular expressions, the flavor's JSON).
+PYTHON_FILTERS = ("name", "flavor", "ip", "ip6")
+
+
+def _sort(req: ApiRequest) -> list[tuple[Any, str]]:
+    """Nova's ``sort_key``/``sort_dir`` (default: newest first), with the ID
+    last so that a marker names one position."""
     sort_keys = req.query.getlist("sort_key") or ["created_at"]
     sort_dirs = req.query.getlist("sort_dir") or ["desc"] * len(sort_keys)
     if len(sort_dirs) < len(sort_keys):
         sort_dirs += [sort_dirs[-1]] * (len(sort_keys) - len(sort_dirs))
+    sort = []
     for key, direction in zip(sort_keys, sort_dirs, strict=False):
         if key not in SORT_KEYS:
             raise errors.BadRequest(f"Invalid sort_key {key!r}.")
         if direction not in ("asc", "desc"):
             raise errors.BadRequest(f"Invalid sort_dir {direction!r}: use asc or desc.")
-        column = SORT_KEYS[key]
-        query = query.order_by(column.asc() if direction == "asc" else column.desc())
-    query = query.order_by(Server.id.desc())
+        sort.append((SORT_KEYS[key], direction))
+    return [*sort, (Server.id, "desc")]
+
+
+def _list(req: ApiRequest, rule: str, detailed: bool) -> Response:
+    """A page of servers: sorted, filtered and paged by the database (keyset
+    paging after the marker), except for the filters SQL cannot apply, for
+    which the rows after the marker are read until the page is full."""
+    query = _query(req, rule)
+    sort = _sort(req)
     page = page_params(req.request, common.service(req).options.pagination_max_limit)
     with common.service(req).db.session() as session:
-        servers = [s for s in session.scalars(query) if _matches(req, s)]
         if page.marker is not None:
-            position = next((i for i, s in enumerate(servers) if s.id == page.marker), None)
-            if position is None:
+            marker = session.scalar(query.where(Server.id == page.marker))
+            if marker is None:
                 raise errors.BadRequest(f"marker [{page.marker}] not found")
-            servers = servers[position + 1 :]
-        if page.limit is not None:
-            servers = servers[: page.limit]
+            query = query.where(keyset.after(sort, marker))
+        query = query.order_by(*keyset.order_by(sort))
+        if not any(req.query.get(name) for name in PYTHON_FILTERS):
+            rows = session.scalars(query if page.limit is None else query.limit(page.limit))
+            servers = list(rows)
+        else:
+            servers = []
+            for server in session.scalars(query.execution_options(yield_per=200)):
+                if page.limit is not None and len(servers) >= page.limit:
+                    break
+                if _matches(req, server):
+                    servers.append(server)
         if detailed:
             admin = common.allowed(req, server_views.EXTENDED_RULE, {"project_id": ""})
             views = [server_views.detail(req, s, admin) for s in servers]

@@ -3,8 +3,7 @@
 Sorting is by one or more keys (``sort_key``/``sort_dir`` or
 ``sort=key:dir,...``) with the image ID as the final tie-breaker, so that a
 marker always names one position; the next page starts after the marker's
-row in that order. Columns that may be NULL are sorted with NULL first
-(ascending), the same in SQLite and PostgreSQL.
+row in that order (``stratus.common.keyset``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from urllib.parse import urlencode
 from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from stratus.common import errors
+from stratus.common import errors, keyset
 from stratus.common.app import ApiRequest
 from stratus.common.handlers import parse_bool
 from stratus.image.api import common
@@ -211,28 +210,9 @@ def _filters(req: ApiRequest, query: Select[Any]) -> Select[Any]:
     return query
 
 
-def _after_marker(spec: list[tuple[str, str]], marker: Image) -> ColumnElement[bool]:
-    """Rows strictly after ``marker`` in the sort order (NULLs sort first ascending)."""
-    clauses = []
-    for i, (key, direction) in enumerate(spec):
-        column = SORT_KEYS[key]
-        value = getattr(marker, key)
-        equal_before = [_equal(SORT_KEYS[k], getattr(marker, k)) for k, _ in spec[:i]]
-        if direction == "asc":
-            beyond = column.is_not(None) if value is None else column > value
-        else:
-            beyond = false() if value is None else or_(column < value, column.is_(None))
-        clauses.append(and_(*equal_before, beyond))
-    return or_(*clauses)
-
-
-def _equal(column: Any, value: Any) -> ColumnElement[bool]:
-    return column.is_(None) if value is None else column == value  # type: ignore[no-any-return]
-
-
 def list_images(req: ApiRequest, session: Session) -> dict[str, Any]:
     options = common.service(req).options
-    spec = _sort_spec(req)
+    sort = [(SORT_KEYS[key], direction) for key, direction in _sort_spec(req)]
     raw_limit = req.query.get("limit")
     limit = options.limit_param_default
     if raw_limit is not None:
@@ -244,14 +224,8 @@ def list_images(req: ApiRequest, session: Session) -> dict[str, Any]:
         marker = session.scalar(query.where(Image.id == marker_id))
         if marker is None:
             raise errors.BadRequest(f"Marker {marker_id} not found among the listed images.")
-        query = query.where(_after_marker(spec, marker))
-    order = []
-    for key, direction in spec:
-        column = SORT_KEYS[key]
-        order.append(
-            column.asc().nulls_first() if direction == "asc" else column.desc().nulls_last()
-        )
-    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+        query = query.where(keyset.after(sort, marker))
+    rows = list(session.scalars(query.order_by(*keyset.order_by(sort)).limit(limit + 1)))
     body: dict[str, Any] = {
         "images": [image_view(image) for image in rows[:limit]],
         "first": "/v2/images",
