@@ -405,6 +405,7 @@ def test_ami_and_iso_images(host: Host, guest_image: Path, tmp_path: Path) -> No
     kernel_id = host.images.add(guest_image / "stratus-test-vmlinuz", "aki")
     ramdisk_id = host.images.add(guest_image / "stratus-test-initrd", "ari")
     ami_id = host.images.add(raw, "ami", kernel_id=kernel_id, ramdisk_id=ramdisk_id)
+    driver.prune_image_cache(0)  # what the tests before left cached, unused
 
     # The AMI: direct kernel boot, on a network whose bridge nobody made yet.
     network_id = str(uuid.uuid4())
@@ -429,6 +430,12 @@ def test_ami_and_iso_images(host: Host, guest_image: Path, tmp_path: Path) -> No
         assert os_.findtext("cmdline") == "root=/dev/vda console=ttyS0"
         # A flavor disk of 0 keeps the image's size.
         assert qemu_img_info(directory / "disk")["virtual-size"] == raw.stat().st_size
+        # Pruning the cache: the AMI backs the root disk and stays; the
+        # kernel and ramdisk were copied, so nothing uses them. Recently
+        # used images stay whatever their use.
+        assert driver.prune_image_cache(3600) == []
+        assert sorted(driver.prune_image_cache(0)) == sorted([kernel_id, ramdisk_id])
+        assert driver.cache.lookup(ami_id) is not None
         driver.destroy(ami["id"])
         assert host.link(bridge) is not None  # the network agent's to remove
 
@@ -444,7 +451,12 @@ def test_ami_and_iso_images(host: Host, guest_image: Path, tmp_path: Path) -> No
         assert disks["root"].find("boot").get("order") == "2"  # type: ignore[union-attr]
         root = qemu_img_info(host.instances / installer["id"] / "disk")
         assert root["virtual-size"] == 1 << 30 and "backing-filename" not in root
+        # The domain boots the ISO from the cache: it stays; the AMI's
+        # server is gone, so its base goes.
+        assert driver.prune_image_cache(0) == [ami_id]
         driver.destroy(installer["id"])
+        assert driver.prune_image_cache(0) == [iso_id]
+        assert [p.name for p in (host.instances / "_base").iterdir()] == []
     finally:
         host.daemon.netns_run(["ip", "link", "del", bridge], check=False)
 

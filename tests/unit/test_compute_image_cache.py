@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -23,7 +24,7 @@ import pytest
 from stratus.common.auth import ServiceCredentials
 from stratus.compute.agent.apis import ImageApi, ImageClient, NetworkApi, NetworkClient
 from stratus.compute.agent.driver import DriverError
-from stratus.compute.agent.image_cache import GIB, ImageCache, create_overlay
+from stratus.compute.agent.image_cache import GIB, ImageCache, backing_file, create_overlay
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="needs qemu-img")
 
@@ -144,6 +145,60 @@ def test_leftovers_of_an_interrupted_fetch_go(tmp_path: Path) -> None:
     assert source.fetches == [IMAGE_ID]
     assert sorted(p.name for p in base.iterdir()) == [IMAGE_ID, f"{IMAGE_ID}.json"]
     assert qemu_img("info", "--output=json", str(cached.path))["format"] == "qcow2"
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_pruning_removes_what_is_unused_and_old(tmp_path: Path) -> None:
+    ids = [f"{IMAGE_ID[:-1]}{i}" for i in range(4)]
+    source = Files(
+        {i: (raw_image(tmp_path / f"{i}.raw", 1 << 20), {"disk_format": "raw"}) for i in ids}
+    )
+    base = tmp_path / "_base"
+    cache = ImageCache(base, source)
+    for image_id in ids:
+        cache.get(image_id)
+        _age(base / f"{image_id}.json", 7200)
+    # ids[0] is in use; ids[1] was used again just now (a cache hit counts);
+    # ids[2] and ids[3] are unused and old.
+    cache.get(ids[1])
+    assert source.fetches == ids
+    leftover = base / f".{ids[2]}.crashed"
+    leftover.mkdir()
+    (leftover / "download").write_bytes(b"half")
+    young = base / f".{ids[3]}.downloading"
+    young.mkdir()
+    _age(leftover, 7200)
+    assert cache.prune({ids[0]}, min_age=3600) == [ids[2], ids[3]]
+    assert sorted(p.name for p in base.iterdir()) == sorted(
+        [ids[0], f"{ids[0]}.json", ids[1], f"{ids[1]}.json", young.name]
+    )
+    assert cache.lookup(ids[2]) is None
+    # Nothing is old enough now; a pruned image is fetched again when used.
+    assert cache.prune({ids[0]}, min_age=3600) == []
+    cache.get(ids[2])
+    assert source.fetches == [*ids, ids[2]]
+    assert ImageCache(tmp_path / "none", source).prune(set(), 0) == []
+
+
+def test_backing_files_are_read_from_the_qcow2_header(tmp_path: Path) -> None:
+    source = Files({IMAGE_ID: (raw_image(tmp_path / "img.raw"), {"disk_format": "raw"})})
+    base = ImageCache(tmp_path / "_base", source).get(IMAGE_ID)
+    overlay = tmp_path / "disk"
+    create_overlay(base, overlay, 0)
+    assert backing_file(overlay) == base.path
+    relative = tmp_path / "relative"
+    qemu_img(
+        "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "_base/" + IMAGE_ID, str(relative)
+    )  # fmt: skip
+    assert backing_file(relative) == tmp_path / "_base" / IMAGE_ID
+    assert backing_file(base.path) is None  # a qcow2 file without one
+    assert backing_file(tmp_path / "img.raw") is None  # not qcow2
+    assert backing_file(tmp_path / "missing") is None
+    assert backing_file(tmp_path) is None  # a directory
 
 
 def test_image_ids_cannot_leave_the_cache(tmp_path: Path) -> None:

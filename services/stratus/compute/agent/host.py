@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,6 +86,15 @@ _TASKS: dict[str, tuple[Callable[[Driver, dict[str, Any]], None], str]] = {
 }
 
 
+@dataclass(frozen=True)
+class ImageCachePruning:
+    """How often the agent prunes its host's image cache (0: never), and how
+    long an unused image is kept after its last use."""
+
+    interval: float
+    min_age: float
+
+
 class HostAgent:
     def __init__(
         self,
@@ -97,6 +107,7 @@ class HostAgent:
         images: ImageStore | None = None,
         network: PortBinder | None = None,
         workdir: Path | None = None,
+        image_cache: ImageCachePruning | None = None,
     ):
         self.host = host
         self.driver = driver
@@ -111,6 +122,8 @@ class HostAgent:
         self._running: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
         self._consoles: dict[str, int] = {}
+        self.image_cache = image_cache or ImageCachePruning(0, 0)
+        self._next_prune = 0.0
 
     def report_body(self, powers: dict[str, int]) -> dict[str, Any]:
         info = self.driver.host_info()
@@ -161,7 +174,23 @@ class HostAgent:
             except DriverError as exc:
                 log.error("could not destroy orphan %s: %s", server_id, exc)
             self._consoles.pop(server_id, None)
+        self._prune_image_cache()
         return started
+
+    def _prune_image_cache(self) -> None:
+        """Every ``image_cache.interval`` seconds, the driver's pruning of
+        the images its disks no longer use (drivers without a cache: none)."""
+        prune = getattr(self.driver, "prune_image_cache", None)
+        if prune is None or not self.image_cache.interval or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + self.image_cache.interval
+        try:
+            removed = prune(self.image_cache.min_age)
+        except DriverError as exc:
+            log.error("%s: the image cache was not pruned: %s", self.host, exc)
+            return
+        if removed:
+            log.info("%s: removed unused cached images %s", self.host, ", ".join(removed))
 
     def _start(self, server: dict[str, Any]) -> bool:
         with self._lock:

@@ -22,9 +22,13 @@ One lock per image ID makes concurrent spawns of the same image wait for a
 single download; different images download side by side. The lock is the
 process's: one agent per host owns its ``instances_path``.
 
-Base images that no server uses any more stay (nothing here counts their
-users): an operator may remove ``_base/<id>`` and its ``.json`` while no
-server of that image is on the host. An age-based cleanup is left to do.
+Every use of a cached image touches its record, so the record's time is
+the image's last use. ``prune`` removes the images that no disk of the host
+uses (the driver says which are in use: the backing files of its overlays,
+the ISO images its domains boot) and that nothing has used for a minimum
+age, and the leftovers of interrupted downloads of that age. Its check of
+the age is made under the image's lock, which a spawn holds while it takes
+the image, so a spawn never loses the image it is being given.
 
 Where the image comes from is an ``ImageSource``: the image API in
 production (``apis.ImageApi``), local files in tests.
@@ -37,10 +41,12 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -181,9 +187,12 @@ class ImageCache:
         self._paths(image_id)
         with self._lock(image_id):
             cached = self.lookup(image_id)
-            if cached is not None:
-                return cached
-            return self._fill(image_id)
+            if cached is None:
+                return self._fill(image_id)
+            # The record's time is the image's last use (see prune).
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self._paths(image_id)[1])
+            return cached
 
     def _fill(self, image_id: str) -> CachedImage:
         data, record = self._paths(image_id)
@@ -227,6 +236,36 @@ class ImageCache:
             shutil.rmtree(work, ignore_errors=True)
         return CachedImage(image_id, data, disk_format, size, properties)
 
+    def prune(self, in_use: Collection[str], min_age: float) -> list[str]:
+        """Remove the images not ``in_use`` whose last use is ``min_age``
+        seconds ago or more, and download leftovers as old; the IDs removed."""
+        if not self.base_dir.is_dir():
+            return []
+        now = time.time()
+        removed = []
+        for record in sorted(self.base_dir.glob("*.json")):
+            image_id = record.name.removesuffix(".json")
+            if image_id in in_use or not IMAGE_ID_RE.match(image_id):
+                continue
+            with self._lock(image_id):
+                try:
+                    if now - record.stat().st_mtime < min_age:
+                        continue  # used since (a spawn may be taking it)
+                except FileNotFoundError:
+                    continue
+                for path in (record, self.base_dir / image_id):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+            removed.append(image_id)
+        for leftover in self.base_dir.glob(".*"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - leftover.stat().st_mtime >= min_age:
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink()
+        return removed
+
     def forget(self, image_id: str) -> None:
         """Remove an image from the cache (its servers must be gone)."""
         data, record = self._paths(image_id)
@@ -234,6 +273,28 @@ class ImageCache:
             for path in (record, data):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+def backing_file(path: Path) -> Path | None:
+    """The backing file a qcow2 file's header names (None: not a qcow2 file,
+    or none named). Read from the header itself: cheap enough for every disk
+    of the host, and never a probe of the backing file."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(20)
+            if len(header) < 20 or header[:4] != QCOW2_MAGIC:
+                return None
+            offset, size = struct.unpack(">QI", header[8:20])
+            if not offset or not 0 < size <= 1023:  # qemu's limit on the name
+                return None
+            handle.seek(offset)
+            name = handle.read(size).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    return Path(name) if os.path.isabs(name) else path.parent / name
 
 
 def create_overlay(base: CachedImage, target: Path, size_gb: int) -> None:

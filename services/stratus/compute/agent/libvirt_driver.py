@@ -49,6 +49,9 @@ Operations are idempotent and say what went wrong in a ``DriverError``:
   ``resume`` starts it again, which restores that image.
 - ``power_on``, ``reboot`` and ``resume`` make the bridges again first (a
   host that rebooted has lost those the network agent has not remade yet).
+- ``prune_image_cache`` removes the cached images no disk uses any more,
+  once unused for ``[compute_agent] image_cache_min_age`` (the agent calls
+  it every ``image_cache_interval``).
 
 ``power_states`` reports the domains named ``instance-*`` only, by UUID;
 a shut-off domain with a managed save image is suspended, one that
@@ -83,6 +86,7 @@ from stratus.compute.agent.image_cache import (
     CachedImage,
     ImageCache,
     ImageSource,
+    backing_file,
     create_blank,
     create_overlay,
     image_info,
@@ -331,6 +335,37 @@ class LibvirtDriver:
             except libvirt.libvirtError:
                 continue  # gone between the listing and the question
         return powers
+
+    # --- the image cache ---------------------------------------------------------
+
+    def prune_image_cache(self, min_age: float) -> list[str]:
+        """Remove the cached images no disk of the host uses and nothing has
+        used for ``min_age`` seconds (``ImageCache.prune``); the IDs removed.
+        What is in use is read from the disks themselves: the files every
+        domain names (an ISO boots from the cache) and the backing file of
+        every qcow2 file in the servers' directories, those of servers being
+        resized or rebuilt included. A host whose domains cannot be listed
+        prunes nothing (DriverError)."""
+        base = self.cache.base_dir
+        files: list[Path] = []
+        conn = self._connection()
+        with _errors(f"The domains of host {self.host} cannot be listed"):
+            for domain in conn.listAllDomains():
+                try:
+                    tree = ET.fromstring(domain.XMLDesc(0))  # noqa: S314 - libvirt's own
+                except libvirt.libvirtError:
+                    continue  # gone between the listing and the question
+                files += [Path(s.get("file", "")) for s in tree.iterfind("devices/disk/source")]
+        if self.instances_path.is_dir():
+            for directory in self.instances_path.iterdir():
+                if directory.is_dir() and directory != base:
+                    files += [f for f in directory.iterdir() if f.is_file()]
+        in_use = set()
+        for path in files:
+            for candidate in (path, backing_file(path)):
+                if candidate is not None and candidate.parent == base:
+                    in_use.add(candidate.name)
+        return self.cache.prune(in_use, min_age)
 
     @staticmethod
     def _power(domain: libvirt.virDomain) -> int:

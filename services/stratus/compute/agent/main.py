@@ -23,7 +23,7 @@ from stratus.common.config import Config, ConfigError
 from stratus.common.service_client import ApiError
 from stratus.compute.agent import settings
 from stratus.compute.agent.client import ComputeClient
-from stratus.compute.agent.host import Capacity, HostAgent
+from stratus.compute.agent.host import Capacity, HostAgent, ImageCachePruning
 
 log = logging.getLogger("stratus.compute.agent")
 
@@ -89,6 +89,9 @@ def build_agents(config: Config, client: Any) -> list[HostAgent]:
             images=images,
             network=network,
             workdir=workdir,
+            image_cache=ImageCachePruning(
+                options.image_cache_interval, options.image_cache_min_age
+            ),
         )
     ]
 

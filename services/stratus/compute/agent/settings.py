@@ -78,6 +78,21 @@ register(
             "With driver = fake: how many hosts this agent plays (<host>-1, <host>-2, ...).",
             minimum=1,
         ),
+        Option(
+            "image_cache_interval",
+            "float",
+            2400.0,
+            "Seconds between two prunings of the image cache (<instances_path>/_base); 0: never.",
+            minimum=0,
+        ),
+        Option(
+            "image_cache_min_age",
+            "float",
+            86400.0,
+            "Seconds a cached image no disk uses is kept after its last use before "
+            "pruning removes it (a server of that image booted again soon finds it).",
+            minimum=60,
+        ),
         Option("fake_vcpus", "int", 16, "With driver = fake: each host's CPUs.", minimum=1),
         Option("fake_memory_mb", "int", 65536, "With driver = fake: each host's RAM.", minimum=1),
         Option("fake_local_gb", "int", 1000, "With driver = fake: each host's disk.", minimum=1),
