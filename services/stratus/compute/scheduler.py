@@ -41,6 +41,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -65,6 +66,8 @@ from stratus.compute.remote import Neighbours
 log = logging.getLogger("stratus.compute.scheduler")
 
 BATCH = 50
+# Servers whose ports are made at once.
+WIRE_WORKERS = 4
 # Seconds between two refreshes of the servers' floating IPs.
 ADDRESS_REFRESH = 5.0
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
@@ -311,14 +314,28 @@ class Scheduler:
         if not pending:
             return 0
         apis = self.neighbours()
-        for server_id in pending:
+        try:
+            lookups = WiringLookups(apis, pending)
+        except errors.ServiceUnavailable as exc:
+            log.warning("ports wait for the network service: %s", exc)
+            return len(pending)
+
+        def wire(server_id: str) -> None:
             try:
-                self.wire_one(apis, server_id)
+                self.wire_one(apis, server_id, lookups)
             except errors.ServiceUnavailable as exc:
                 log.warning("server %s: ports wait for the network service: %s", server_id, exc)
+
+        # Each server's ports are its own: several are wired at once, so the
+        # network service's round trips overlap.
+        with ThreadPoolExecutor(WIRE_WORKERS, thread_name_prefix="wire") as pool:
+            for done in [pool.submit(wire, server_id) for server_id in pending]:
+                done.result()
         return len(pending)
 
-    def wire_one(self, apis: Neighbours, server_id: str) -> None:
+    def wire_one(
+        self, apis: Neighbours, server_id: str, lookups: WiringLookups | None = None
+    ) -> None:
         with self.db.session() as session:
             server = session.get(Server, server_id)
             if server is None or server.task_state != states.NETWORKING:
@@ -326,10 +343,12 @@ class Scheduler:
             requested = json.loads(server.requested_networks or "[]")
             groups = json.loads(server.security_groups or "[]")
             host, project, zone = server.host, server.project_id, server.availability_zone
-        existing = {p["id"]: p for p in apis.list_ports(device_id=server_id)}
+        lookups = lookups or WiringLookups(apis, [server_id])
+        existing = {p["id"]: p for p in lookups.ports.get(server_id, [])}
         made: list[tuple[dict[str, Any], bool]] = []
         try:
-            group_ids = self._group_ids(apis, groups, project)
+            group_ids = [lookups.group_id(project, name) for name in groups]
+            group_ids = [i for i in group_ids if i is not None]
             for position, wanted in enumerate(requested):
                 binding = {
                     "device_id": server_id,
@@ -380,14 +399,8 @@ class Scheduler:
                         states.NETWORKING,
                     )
             return
-        networks: dict[str, dict[str, Any]] = {}
-        subnets: dict[str, dict[str, Any]] = {}
-        if made:
-            network_ids = sorted({p["network_id"] for p, _ in made})
-            networks = {n["id"]: n for n in apis.list_networks(id=network_ids)}
-            subnet_ids = sorted({f["subnet_id"] for p, _ in made for f in p.get("fixed_ips", [])})
-            if subnet_ids:
-                subnets = {s["id"]: s for s in apis.list_subnets(id=subnet_ids)}
+        networks = lookups.networks({p["network_id"] for p, _ in made})
+        subnets = lookups.subnets({f["subnet_id"] for p, _ in made for f in p.get("fixed_ips", [])})
         with self.db.session() as session:
             server = session.get(Server, server_id)
             if server is None or server.task_state != states.NETWORKING:
@@ -407,17 +420,6 @@ class Scheduler:
             ]
             server.task_state = states.SPAWNING
             server.revision += 1
-
-    @staticmethod
-    def _group_ids(apis: Neighbours, names: list[str], project: str) -> list[str]:
-        ids = []
-        for name in names:
-            found = apis.list_security_groups(name=name, project_id=project)
-            if found:
-                ids.append(found[0]["id"])
-            elif name != "default":
-                raise errors.BadRequest(f"Security group {name} not found.")
-        return ids
 
     @staticmethod
     def _release_port(apis: Neighbours, port_id: str, owned: bool) -> None:
@@ -546,6 +548,52 @@ class Scheduler:
         except errors.ApiError as exc:
             log.warning("floating IPs not refreshed: %s", exc.message)
         return busy
+
+
+class WiringLookups:
+    """What wiring a pass's servers asks of the network service besides
+    their own ports, asked once per pass: the ports already made for them
+    (one list for all; a scheduler stopped halfway made some), and the
+    security groups, networks and subnets they share. Wiring threads share
+    it."""
+
+    def __init__(self, apis: Neighbours, server_ids: list[str]):
+        self.apis = apis
+        self.ports: dict[str, list[dict[str, Any]]] = {}
+        for port in apis.list_ports(device_id=server_ids):
+            self.ports.setdefault(port["device_id"], []).append(port)
+        self._lock = threading.Lock()
+        self._groups: dict[tuple[str, str], str | None] = {}
+        self._networks: dict[str, dict[str, Any]] = {}
+        self._subnets: dict[str, dict[str, Any]] = {}
+
+    def group_id(self, project: str, name: str) -> str | None:
+        """The project's security group of that name (None: a ``default``
+        the project does not have yet; 400 for any other missing one)."""
+        key = (project, name)
+        if key not in self._groups:
+            found = self.apis.list_security_groups(name=name, project_id=project)
+            with self._lock:
+                self._groups[key] = found[0]["id"] if found else None
+        if self._groups[key] is None and name != "default":
+            raise errors.BadRequest(f"Security group {name} not found.")
+        return self._groups[key]
+
+    def networks(self, ids: set[str]) -> dict[str, dict[str, Any]]:
+        return self._known(ids, self._networks, self.apis.list_networks)
+
+    def subnets(self, ids: set[str]) -> dict[str, dict[str, Any]]:
+        return self._known(ids, self._subnets, self.apis.list_subnets)
+
+    def _known(
+        self, ids: set[str], known: dict[str, dict[str, Any]], fetch: Any
+    ) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            missing = sorted(ids - known.keys())
+        found = {item["id"]: item for item in fetch(id=missing)} if missing else {}
+        with self._lock:
+            known.update(found)
+            return {i: known[i] for i in ids if i in known}
 
 
 SUBNET_FIELDS = (
