@@ -31,7 +31,7 @@ Prints, as Markdown tables:
    the table says why it was not measured. Everything it makes is named
    ``bench-compute-<random>`` and deleted at the end, also on failure and
    Ctrl-C, with the hypervisor's cached copy of its image (``_base``, over
-   ssh; the agent never prunes it); nothing else is touched. Each server
+   ssh; the agent would keep it for a day); nothing else is touched. Each server
    gets a fixed address that no server of the run had before
    (``--reuse-addresses``: the network service's pick, which hands a
    deleted server's address to the next one, while dnsmasq keeps it leased
