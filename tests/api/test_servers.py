@@ -297,6 +297,9 @@ def test_lists_filters_and_pages(world, compute_stack):
         assert client.delete(f"/servers/{server_id}").status_code == 204
     for server_id in ids:
         wait_gone(world, compute_stack, server_id)
+    # A bad expression is refused even when no server would be compared with it.
+    compute_error(client.get("/servers", params={"name": f"list-{world['tag']}-["}), 400)
+    compute_error(client.get("/servers/detail", params={"ip": "10.44.("}), 400)
 
 
 def test_access_addresses_are_checked_and_canonical(world, compute_stack):

@@ -333,9 +333,7 @@ class Scheduler:
                 done.result()
         return len(pending)
 
-    def wire_one(
-        self, apis: Neighbours, server_id: str, lookups: WiringLookups | None = None
-    ) -> None:
+    def wire_one(self, apis: Neighbours, server_id: str, lookups: WiringLookups) -> None:
         with self.db.session() as session:
             server = session.get(Server, server_id)
             if server is None or server.task_state != states.NETWORKING:
@@ -343,7 +341,6 @@ class Scheduler:
             requested = json.loads(server.requested_networks or "[]")
             groups = json.loads(server.security_groups or "[]")
             host, project, zone = server.host, server.project_id, server.availability_zone
-        lookups = lookups or WiringLookups(apis, [server_id])
         existing = {p["id"]: p for p in lookups.ports.get(server_id, [])}
         made: list[tuple[dict[str, Any], bool]] = []
         try:

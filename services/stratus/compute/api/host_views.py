@@ -3,9 +3,10 @@
 
 A compute host is one hypervisor and one ``nova-compute`` service. It is
 ``up`` while its agent reports within ``[compute] service_down_time``;
-``disabled`` hosts get no new servers. From 2.11 an operator may also force
-a host down (``forced_down``), as Nova does for a fenced host. Zones are those of the enabled
-hosts (``[compute] default_availability_zone`` for hosts without one).
+``disabled`` hosts get no new servers. From 2.11 an operator may also
+force a host down (``forced_down``), as Nova does for a fenced host. Zones
+are those of the enabled hosts (``[compute] default_availability_zone``
+for hosts without one).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -593,36 +594,39 @@ def _query(req: ApiRequest, rule: str) -> Any:
     return query
 
 
-def _matches(req: ApiRequest, server: Server) -> bool:
-    name = req.query.get("name")
-    if name:
-        try:
-            if not re.search(name, server.name):
-                return False
-        except re.error:
-            raise errors.BadRequest(
-                f"Invalid name filter {name!r}: not a regular expression."
-            ) from None
-    flavor = req.query.get("flavor")
-    if flavor and json.loads(server.flavor)["id"] != flavor.rstrip("/").rsplit("/", 1)[-1]:
-        return False
-    ip = req.query.get("ip") or req.query.get("ip6")
-    if ip:
-        addresses = [
-            a["addr"] for entries in server_views.addresses(server).values() for a in entries
-        ]
-        try:
-            if not any(re.search(ip, a) for a in addresses):
-                return False
-        except re.error:
-            raise errors.BadRequest(
-                f"Invalid ip filter {ip!r}: not a regular expression."
-            ) from None
-    return True
+def _pattern(req: ApiRequest, name: str) -> re.Pattern[str] | None:
+    raw = req.query.get(name)
+    if not raw:
+        return None
+    try:
+        return re.compile(raw)
+    except re.error:
+        raise errors.BadRequest(
+            f"Invalid {name} filter {raw!r}: not a regular expression."
+        ) from None
 
 
-# Filters that SQL cannot apply (regular expressions, the flavor's JSON).
-PYTHON_FILTERS = ("name", "flavor", "ip", "ip6")
+def _row_filter(req: ApiRequest) -> Callable[[Server], bool] | None:
+    """The filters SQL cannot apply (regular expressions on the name and
+    the addresses, the flavor in the server's JSON), checked once here
+    (400 for a bad expression, servers or not); None when none is asked."""
+    name = _pattern(req, "name")
+    ip = _pattern(req, "ip") or _pattern(req, "ip6")
+    flavor = (req.query.get("flavor") or "").rstrip("/").rsplit("/", 1)[-1]
+    if name is None and ip is None and not flavor:
+        return None
+
+    def matches(server: Server) -> bool:
+        if name is not None and not name.search(server.name):
+            return False
+        if flavor and json.loads(server.flavor)["id"] != flavor:
+            return False
+        if ip is None:
+            return True
+        addresses = server_views.addresses(server).values()
+        return any(ip.search(a["addr"]) for entries in addresses for a in entries)
+
+    return matches
 
 
 def _sort(req: ApiRequest) -> list[tuple[Any, str]]:
@@ -648,6 +652,7 @@ def _list(req: ApiRequest, rule: str, detailed: bool) -> Response:
     which the rows after the marker are read until the page is full."""
     query = _query(req, rule)
     sort = _sort(req)
+    matches = _row_filter(req)
     page = page_params(req.request, common.service(req).options.pagination_max_limit)
     with common.service(req).db.session() as session:
         if page.marker is not None:
@@ -656,7 +661,7 @@ def _list(req: ApiRequest, rule: str, detailed: bool) -> Response:
                 raise errors.BadRequest(f"marker [{page.marker}] not found")
             query = query.where(keyset.after(sort, marker))
         query = query.order_by(*keyset.order_by(sort))
-        if not any(req.query.get(name) for name in PYTHON_FILTERS):
+        if matches is None:
             rows = session.scalars(query if page.limit is None else query.limit(page.limit))
             servers = list(rows)
         else:
@@ -664,7 +669,7 @@ def _list(req: ApiRequest, rule: str, detailed: bool) -> Response:
             for server in session.scalars(query.execution_options(yield_per=200)):
                 if page.limit is not None and len(servers) >= page.limit:
                     break
-                if _matches(req, server):
+                if matches(server):
                     servers.append(server)
         if detailed:
             admin = common.allowed(req, server_views.EXTENDED_RULE, {"project_id": ""})
